@@ -1,0 +1,137 @@
+"""The pipeline steps, as the workflow's rules and :func:`flops_fit.find_optimal` both run them.
+
+Each step takes plain values (a prepared config dict, paths) and writes its outputs atomically, so a
+rule script is two lines and the Python API is a loop over the same calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from flops_fit import heldout, planning
+from flops_fit.io import write_json, write_tsv
+from flops_fit.errors import ConfigError
+from flops_fit.validation import build_objects, validate_config
+
+log = logging.getLogger("flops_fit")
+
+
+# ----------------------------------------------------------------------------------------- validate
+def validate_step(config: dict, out_path: str | Path) -> dict:
+    """Import and check model, data and loss; record the resolved config for the later steps."""
+    summary = validate_config(config)
+    write_json({"config": config, "summary": summary}, out_path)
+    return summary
+
+
+def read_validated(path: str | Path) -> dict:
+    """The resolved config written by :func:`validate_step`."""
+    return json.loads(Path(path).read_text())["config"]
+
+
+# --------------------------------------------------------------------------------------------- plan
+def plan_step(config: dict, out_path: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Build the runs table; the only step that looks at the data (one sample, for its shape)."""
+    model_cls, dataset, eval_dataset, _ = build_objects(config)
+    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
+    example_inputs, example_targets = heldout.first_sample(train_data)[:2]
+    batch_rows = len(example_targets)
+    tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // batch_rows
+    fixed_batch = None
+    if isinstance(dataset, DataLoader):
+        if dataset.batch_size is None:
+            raise ConfigError(
+                "dataset: the DataLoader has no fixed batch_size (custom batch_sampler), so runs cannot "
+                "be planned to a token budget. Give a DataLoader with batch_size=..., or the Dataset itself."
+            )
+        fixed_batch = dataset.batch_size
+    model = config["model"]
+    sizes, warnings = planning.describe_sizes(
+        model_cls, model["size_param"], model["sizes"], model["kwargs"],
+        config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample,
+    )
+    table, notes = planning.plan_sweep(config, sizes, tokens_per_sample, fixed_batch=fixed_batch)
+    warnings += notes + _repetition_warnings(table, train_data)
+    if out_path is not None:
+        write_tsv(table, out_path)
+    return table, warnings
+
+
+def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
+    """Warn when a run would see its data more than once (repetition changes the law)."""
+    try:
+        available = len(train_data)
+    except TypeError:  # an IterableDataset: its length is unknown, training counts tokens
+        return []
+    samples = table["steps"] * table["batch_size"]
+    over = table[samples > available]
+    return [
+        f"{r.run_id}: trains on {r.steps * r.batch_size} samples but the dataset has {available}; "
+        f"it will repeat data ({r.steps * r.batch_size / available:.1f} epochs)"
+        for r in over.itertuples()
+    ]
+
+
+# -------------------------------------------------------------------------------------------- train
+def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: str) -> dict:
+    """Everything ``run_training`` needs for one run, built exactly as validation built it."""
+    config = read_validated(config_path)
+    run = planning.run_row(planning.read_runs_table(runs_path), run_id)
+    model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
+    from flops_fit.model_contract import instantiate
+
+    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
+    model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
+    return {
+        "run": run,
+        "model": model,
+        "train_data": train_data,
+        "eval_data": eval_data,
+        "loss_fn": loss_fn,
+        "settings": config["training"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- fit
+def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The fit's input: one row per finished run (N, D, loss, C, budget), diverged runs left out."""
+    rows, warnings = [], []
+    for run in table.itertuples():
+        metrics = json.loads((Path(runs_dir) / run.run_id / "metrics.json").read_text())
+        loss = metrics.get("eval_loss")
+        if metrics.get("status") != "ok" or loss is None or not math.isfinite(loss):
+            warnings.append(
+                f"{run.run_id} excluded from the fit: status {metrics.get('status')!r}"
+                f" ({metrics.get('reason') or 'no finite eval loss'})"
+            )
+            continue
+        rows.append({
+            "run_id": run.run_id, "budget": run.budget, "size": run.size, "N": run.params,
+            "D": metrics["tokens"], "C": metrics["flops"], "loss": loss,
+        })
+    return pd.DataFrame(rows), warnings
+
+
+def fit_step(config: dict, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path) -> dict:
+    """Fit the scaling laws to the finished runs and write fit.json and summary.tsv."""
+    from flops_fit.fitting import fit_table, write_fit
+
+    table = planning.read_runs_table(runs_path)
+    results, warnings = collect_results(table, runs_dir)
+    fit = config["fit"]
+    out = Path(out_dir)
+    write_tsv(results, out / "runs_results.tsv")
+    result = fit_table(
+        results, budgets=config["budgets"], target_budgets=config["target_budgets"],
+        bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"],
+    )
+    result["warnings"] = warnings + list(result.get("warnings", []))
+    write_fit(result, out)
+    return result

@@ -1,0 +1,50 @@
+# Shared helpers: config preparation and the input/params functions of the rules.
+import sys
+
+import torch
+
+from flops_fit import planning
+from flops_fit.config import prepare_config
+from flops_fit.errors import ConfigError
+
+# Coerce "1e18"-style numbers, validate against workflow/schemas/config.schema.yaml, fill defaults.
+try:
+    config.update(prepare_config(config))
+except ConfigError as error:
+    sys.exit(f"flops-fit: invalid configuration: {error}")
+
+
+wildcard_constraints:
+    run_id="[^/]+",
+
+
+def runs_table():
+    """The planned runs (available once the plan checkpoint has run)."""
+    return planning.read_runs_table(checkpoints.plan.get().output.runs)
+
+
+def all_metrics(wildcards):
+    return expand("results/runs/{run_id}/metrics.json", run_id=runs_table()["run_id"])
+
+
+def run_plan(wildcards):
+    """This run's row of the plan: a params value, so a changed plan retrains only the runs it changes."""
+    return planning.run_row(runs_table(), wildcards.run_id)
+
+
+def train_gpus(wildcards):
+    device = config["training"]["device"]
+    return int(device == "cuda" or (device == "auto" and torch.cuda.is_available()))
+
+
+def train_runtime(wildcards):
+    """Minutes to request from a scheduler, from the run's FLOPs and an assumed throughput."""
+    res = config["resources"]
+    return planning.runtime_minutes(
+        run_plan(wildcards)["achieved_flops"], res["train_flops_per_second"], res["min_runtime_minutes"]
+    )
+
+
+def checkpoint_dir(wildcards):
+    """Resumable state lives outside the declared outputs: Snakemake deletes those before a retry."""
+    return f"results/checkpoints/{wildcards.run_id}"

@@ -1,0 +1,25 @@
+rule train:
+    input:
+        # ancient(): a rewritten plan or config must not retrain finished runs; per-run changes are
+        # caught by the params rerun trigger instead (params.run is this run's row of the plan).
+        config=ancient("results/validated.json"),
+        runs=ancient("results/plan/runs.tsv"),
+    output:
+        metrics="results/runs/{run_id}/metrics.json",
+        curve="results/runs/{run_id}/curve.tsv",
+    log:
+        "logs/train/{run_id}.log",
+    conda:
+        "../envs/flops_fit.yaml"
+    threads: 1
+    resources:
+        gpu=train_gpus,
+        runtime=train_runtime,
+    params:
+        run=run_plan,
+        training=config["training"],
+        checkpoint_dir=checkpoint_dir,
+    shell:
+        "python -m flops_fit train --config {input.config} --runs {input.runs} --run-id {wildcards.run_id}"
+        " --out-dir $(dirname {output.metrics}) --checkpoint-dir {params.checkpoint_dir}"
+        " --threads {threads} --log {log}"

@@ -1,0 +1,12 @@
+rule validate:
+    output:
+        "results/validated.json",
+    log:
+        "logs/validate.log",
+    localrule: True
+    conda:
+        "../envs/flops_fit.yaml"
+    params:
+        config=config,
+    script:
+        "../scripts/validate.py"
