@@ -1,0 +1,123 @@
+"""The dataset interface: accept a torch ``Dataset`` or ``DataLoader`` and normalise it to a ``DataLoader``.
+
+Validation checks interfaces only: it never indexes or iterates the data, because that could
+start a download, a slow preprocessing step or GPU work before the user has even seen that the
+rest of the configuration is fine. Sample types (tensors, numpy arrays, lists) are not checked:
+the DataLoader's default collation converts numpy to tensors, and a truly incompatible sample
+fails at the first training step with a clear traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch.utils.data as data
+
+_HF_ATTRIBUTES = ("with_format", "features", "column_names")
+
+
+def validate_dataset(dataset_or_loader: Any, name: str = "dataset") -> None:
+    """Raise ``TypeError`` unless the input is a ``DataLoader``, an ``IterableDataset`` or a map-style
+    ``Dataset`` with ``__len__``.
+
+    An ``IterableDataset`` needs no ``__len__``: training then stops after the run's token budget
+    instead of counting epochs. A map-style dataset needs ``__len__`` so that the sweep can be
+    planned in epochs and samples.
+    """
+    if dataset_or_loader is None:
+        raise TypeError(
+            f"{name} is required. Pass a torch.utils.data.Dataset or DataLoader that yields "
+            "(inputs, targets) pairs.\n"
+            "Examples:\n"
+            f"  {name}=torch.utils.data.TensorDataset(inputs, targets)\n"
+            f"  {name}=MyDataset()  # a Dataset subclass with __getitem__ and __len__\n"
+            f"  {name}=DataLoader(MyDataset(), batch_size=64, shuffle=True)"
+        )
+    if isinstance(dataset_or_loader, data.DataLoader | data.IterableDataset):
+        return
+    if isinstance(dataset_or_loader, data.Dataset):
+        if not hasattr(dataset_or_loader, "__len__"):
+            cls = type(dataset_or_loader).__name__
+            raise TypeError(
+                f"{name}: {cls} is a Dataset but does not implement __len__. flops_fit needs __len__ to "
+                f"calculate training epochs from token budgets. Add a __len__ method to {cls}, or, for "
+                "streaming data without a length, subclass torch.utils.data.IterableDataset instead."
+            )
+        return
+    raise TypeError(_not_a_dataset_message(dataset_or_loader, name))
+
+
+def _not_a_dataset_message(obj: Any, name: str) -> str:
+    if inspect.isclass(obj) and issubclass(obj, data.Dataset | data.DataLoader):
+        return (
+            f"{name} must be a torch.utils.data.Dataset or torch.utils.data.DataLoader instance, got the "
+            f"class {obj.__name__} itself. Did you mean {name}={obj.__name__}(...) (with parentheses)?"
+        )
+    message = (
+        f"{name} must be a torch.utils.data.Dataset or torch.utils.data.DataLoader, got "
+        f"{type(obj).__name__}. Wrap your data in a torch.utils.data.Dataset subclass with __getitem__ "
+        "and __len__ methods."
+    )
+    if _looks_like_hf_dataset(obj):
+        message += (
+            " If using HuggingFace datasets, call dataset.with_format('torch') first, or wrap it in a "
+            "torch Dataset subclass."
+        )
+    return message
+
+
+def _looks_like_hf_dataset(obj: Any) -> bool:
+    """A dataset-like object that is not a torch Dataset, e.g. a HuggingFace ``datasets.Dataset``.
+
+    Checked on the type so that no property of the object (which could load data) is evaluated.
+    """
+    cls = type(obj)
+    return cls.__module__.split(".")[0] == "datasets" or any(hasattr(cls, a) for a in _HF_ATTRIBUTES)
+
+
+def wrap_dataset(
+    dataset_or_loader: Any, batch_size: int = 32, num_workers: int = 0, shuffle: bool = True
+) -> data.DataLoader:
+    """Return a ``DataLoader``: a ``DataLoader`` passes through untouched (its own batch size and
+    workers win), a ``Dataset`` is wrapped with ``drop_last=True`` so every batch has the same shape
+    and the same number of tokens.
+
+    An ``IterableDataset`` is never shuffled (it defines its own order; DataLoader refuses to
+    shuffle it). A map-style dataset smaller than one batch is an error rather than a loader that
+    silently yields nothing.
+    """
+    validate_dataset(dataset_or_loader)
+    if isinstance(dataset_or_loader, data.DataLoader):
+        return dataset_or_loader
+    iterable = isinstance(dataset_or_loader, data.IterableDataset)
+    if not iterable and len(dataset_or_loader) < batch_size:
+        raise ValueError(
+            f"dataset has {len(dataset_or_loader)} samples, fewer than one batch of {batch_size}; with "
+            "drop_last=True no batch would be produced. Use more data or a smaller batch size."
+        )
+    return data.DataLoader(
+        dataset_or_loader,
+        batch_size=batch_size,
+        shuffle=shuffle and not iterable,
+        num_workers=num_workers,
+        drop_last=True,
+    )
+
+
+def describe_dataset(dataset_or_loader: Any) -> dict[str, Any]:
+    """A JSON-serialisable summary for ``results/validated.json``: type, loader or not, iterable, length.
+
+    The length is ``len()`` of a map-style dataset (never an item); ``None`` for iterable data.
+    """
+    is_loader = isinstance(dataset_or_loader, data.DataLoader)
+    dataset = dataset_or_loader.dataset if is_loader else dataset_or_loader
+    iterable = isinstance(dataset, data.IterableDataset)
+    cls = type(dataset_or_loader)
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "loader": is_loader,
+        "iterable": iterable,
+        "length": None if iterable or not hasattr(dataset, "__len__") else len(dataset),
+        "batch_size": dataset_or_loader.batch_size if is_loader else None,
+    }

@@ -1,0 +1,120 @@
+"""Build the model class, datasets and loss named in a config and run every check on them.
+
+This is the workflow's ``validate`` rule: it runs in seconds, before any training job, and finds
+everything that a config alone can break (references that do not import, kwargs a target does not
+accept, sizes the model rejects) plus every interface check that ``find_optimal()`` runs on Python
+objects. Independent problems are all reported in one numbered message, so one edit of the config
+fixes them all. The training jobs call :func:`build_objects` so that they build exactly what was
+validated.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flops_fit.data import describe_dataset, validate_dataset
+from flops_fit.errors import ConfigError
+from flops_fit.loss import loss_name, validate_loss_fn
+from flops_fit.model_contract import CONFIG_NAMES, check_model_class, check_size_param, param_counts
+from flops_fit.references import build, describe, resolve
+
+#: config section -> whether a function target is called with the kwargs (dataset) or bound (loss)
+_SECTIONS = {"dataset": True, "eval_dataset": True, "loss": False}
+
+
+def build_objects(config: dict[str, Any], base_dir: Path | str | None = None) -> tuple[Any, Any, Any | None, Callable]:
+    """``(model_cls, dataset, eval_dataset or None, loss_fn)`` built from a schema-validated config.
+
+    Raises one :class:`ConfigError` listing every reference or kwargs problem found.
+    """
+    objects, problems = _build(config, base_dir)
+    _raise_if(problems)
+    return objects["model"], objects["dataset"], objects["eval_dataset"], objects["loss"]
+
+
+def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = None) -> dict[str, Any]:
+    """Run every check on the config's objects; return a JSON-serialisable summary of what was built.
+
+    Raises one :class:`ConfigError` whose message numbers every problem found. The summary holds
+    the model class with its parameter counts per size, the datasets (type, iterable, length) and
+    the loss name; the validate rule writes it to ``results/validated.json``.
+    """
+    objects, problems = _build(config, base_dir)
+    model_cfg = config["model"]
+    counts: dict[Any, tuple[int, int]] = {}
+    if objects["model"] is not None:
+        try:
+            check_model_class(objects["model"], names=CONFIG_NAMES)
+            check_size_param(objects["model"], model_cfg["size_param"], model_cfg.get("kwargs") or {}, names=CONFIG_NAMES)
+            counts = param_counts(
+                objects["model"], model_cfg["size_param"], model_cfg["sizes"], model_cfg.get("kwargs") or {},
+                names=CONFIG_NAMES,
+            )
+        except (TypeError, ValueError) as exc:
+            problems.insert(0, str(exc))  # the model resolved, so this is the first model problem
+    checks = {
+        "dataset": functools.partial(validate_dataset, name="dataset"),
+        "eval_dataset": functools.partial(validate_dataset, name="eval_dataset"),
+        "loss": validate_loss_fn,
+    }
+    for section, check in checks.items():
+        if objects[section] is not None:
+            try:
+                check(objects[section])
+            except TypeError as exc:
+                target = config[section]["target"]
+                problems.append(f"{section}.target: {target!r} gave {describe(objects[section])}: {exc}")
+    _raise_if(problems)
+    return _summary(config, objects, counts)
+
+
+def _build(config: dict[str, Any], base_dir: Path | str | None) -> tuple[dict[str, Any], list[str]]:
+    """Resolve and build each section independently, collecting problems instead of stopping."""
+    objects: dict[str, Any] = {"model": None, "dataset": None, "eval_dataset": None, "loss": None}
+    problems: list[str] = []
+    try:
+        objects["model"] = resolve(config["model"]["class"], key="model.class", base_dir=base_dir)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    for section, call_functions in _SECTIONS.items():
+        spec = config.get(section) or {}
+        if spec.get("target") is None:
+            continue
+        key = f"{section}.target"
+        try:
+            target = resolve(spec["target"], key=key, base_dir=base_dir)
+            objects[section] = build(target, spec.get("kwargs"), key=key, call_functions=call_functions)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return objects, problems
+
+
+def _raise_if(problems: list[str]) -> None:
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        numbered = "\n".join(f"{i}. {p}" for i, p in enumerate(problems, 1))
+        raise ConfigError(f"the configuration has {len(problems)} problems:\n{numbered}")
+
+
+def _summary(config: dict[str, Any], objects: dict[str, Any], counts: dict[Any, tuple[int, int]]) -> dict[str, Any]:
+    model_cls = objects["model"]
+    datasets = {
+        section: None if objects[section] is None else {"target": config[section]["target"], **describe_dataset(objects[section])}
+        for section in ("dataset", "eval_dataset")
+    }
+    return {
+        "model": {
+            "class": config["model"]["class"],
+            "resolved": f"{model_cls.__module__}.{model_cls.__qualname__}",
+            "size_param": config["model"]["size_param"],
+            "sizes": list(config["model"]["sizes"]),
+            "params_by_size": {str(size): n for size, (n, _) in counts.items()},
+            "params_total_by_size": {str(size): total for size, (_, total) in counts.items()},
+        },
+        **datasets,
+        "loss": {"target": config["loss"]["target"], "name": loss_name(objects["loss"])},
+    }
