@@ -62,11 +62,14 @@ def batch_and_steps(
     so the token count misses the budget by at most half a batch (≤ 1/(2·steps) relatively).
     """
     samples = tokens / tokens_per_sample
-    if batch_size is None:
-        if steps is None:
-            raise ValueError("set sweep.steps or sweep.batch_size")
-        batch_size = max(1, round(samples / steps))
-    return batch_size, max(1, round(samples / batch_size))
+    if batch_size is not None:
+        return batch_size, max(1, round(samples / batch_size))
+    if steps is None:
+        raise ValueError("set sweep.steps or sweep.batch_size")
+    # Of the two batch sizes next to samples/steps, keep the one whose rounded step count lands closer.
+    candidates = {max(1, math.floor(samples / steps)), max(1, math.ceil(samples / steps))}
+    plans = [(b, max(1, round(samples / b))) for b in sorted(candidates)]
+    return min(plans, key=lambda plan: abs(plan[0] * plan[1] - samples))
 
 
 def warmup_steps(

@@ -1,0 +1,56 @@
+"""Config preparation: YAML-1.1 numbers, schema validation with the key named, defaults filled."""
+
+import pytest
+import yaml
+
+from flops_fit.config import load_config, prepare_config
+from flops_fit.errors import ConfigError
+
+MINIMAL = {
+    "model": {"class": "flops_fit.examples.gpt:GPT", "size_param": "d_model", "sizes": [16, 32, 64]},
+    "dataset": {"target": "flops_fit.examples.markov:MarkovTokens"},
+    "loss": {"target": "flops_fit.examples.gpt:next_token_loss"},
+    "budgets": [1.0e10],
+}
+
+
+def test_yaml_scientific_notation_becomes_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "budgets": ["1e10", "3e10"], "target_budgets": ["1e12"]}))
+    assert yaml.safe_load(path.read_text())["budgets"][0] == "1e10"  # the trap we guard against
+    config = load_config(path)
+    assert config["budgets"] == [1e10, 3e10] and all(isinstance(b, float) for b in config["budgets"])
+    assert config["target_budgets"] == [1e12]
+
+
+def test_non_numeric_budget_names_the_key():
+    with pytest.raises(ConfigError, match=r"budgets\[1\].*must be a number.*'lots'"):
+        prepare_config({**MINIMAL, "budgets": [1e10, "lots"]})
+
+
+def test_defaults_are_filled_at_every_level():
+    config = prepare_config(MINIMAL)
+    assert config["sweep"]["steps"] == 400
+    assert config["training"]["optimizer"]["betas"] == [0.9, 0.95]
+    assert config["training"]["checkpoint"]["every_minutes"] == 5.0
+    assert config["eval_dataset"] == {"target": None, "kwargs": {}, "samples": 512}
+    assert config["model"]["kwargs"] == {} and config["fit"]["bootstrap"] == 1000
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"budgets": []}, "budgets"),
+        ({"sweep": {"flops_per_token": "7N"}}, "sweep.flops_per_token"),
+        ({"model": {"class": "x:Y", "size_param": "d", "sizes": [1, 2]}}, "model.sizes"),
+        ({"trainig": {}}, "(top level)"),
+    ],
+)
+def test_schema_errors_name_the_key(change, key):
+    with pytest.raises(ConfigError, match=key.replace("(", r"\(").replace(")", r"\)")):
+        prepare_config({**MINIMAL, **change})
+
+
+def test_shipped_configs_are_valid():
+    for path in ("config/config.yaml", ".test/config/config.yaml"):
+        assert load_config(path)["budgets"]
