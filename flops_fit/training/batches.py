@@ -1,0 +1,78 @@
+"""The training data as an endless, resumable stream of micro-batches.
+
+* A map-style ``Dataset`` is batched here, ``batch_size`` samples per batch, reshuffled every epoch
+  by a generator seeded from (seed, epoch) and with incomplete batches dropped. The position is
+  arithmetic, so resuming at batch K reads nothing before it.
+* A ``DataLoader`` (passed through) or an ``IterableDataset`` (batched ``batch_size`` samples at a
+  time) is re-iterated when it runs out; resuming replays and discards the K batches before the
+  position, which is exact for any data that is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+
+class _EpochBatchSampler(Sampler[list[int]]):
+    """Shuffled full batches of indices from batch ``start`` on, epoch after epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int) -> None:
+        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
+        self.per_epoch = n // batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, offset = divmod(self.start, self.per_epoch)
+        while True:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+            for b in range(offset, self.per_epoch):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            epoch, offset = epoch + 1, 0
+
+
+class BatchStream:
+    """Iterator over ``(inputs, targets, ...)`` batches; ``position`` counts the batches handed out."""
+
+    def __init__(
+        self, data: Any, *, batch_size: int, seed: int, num_workers: int = 0, pin_memory: bool = False, start: int = 0
+    ) -> None:
+        self.position = start
+        workers = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
+        if isinstance(data, DataLoader):
+            self._loader, skip = data, start
+        elif isinstance(data, IterableDataset):
+            self._loader, skip = DataLoader(data, batch_size=batch_size, **workers), start
+        elif isinstance(data, Dataset):
+            n = len(data)  # type: ignore[arg-type]
+            if n < batch_size:
+                raise ValueError(f"the dataset has {n} samples, fewer than one batch of {batch_size}")
+            sampler = _EpochBatchSampler(n, batch_size, seed, start)
+            self._loader, skip = DataLoader(data, batch_sampler=sampler, **workers), 0
+        else:
+            raise TypeError(f"training data must be a torch Dataset or DataLoader, not {type(data).__name__}")
+        self._it = iter(self._loader)
+        for _ in range(skip):
+            self._next_raw()
+
+    def _next_raw(self) -> Any:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self._loader)  # next epoch
+            try:
+                return next(self._it)
+            except StopIteration:
+                raise ValueError("the training data yielded no batch at all") from None
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> Any:
+        batch = self._next_raw()
+        if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+            raise TypeError("a training batch must be (inputs, targets); got " + type(batch).__name__)
+        self.position += 1
+        return batch
