@@ -80,7 +80,7 @@ def check_model_class(model_cls: Any, *, names: Names = API_NAMES) -> None:
         )
     if not issubclass(model_cls, nn.Module):
         raise TypeError(
-            f"{names.model_cls}: {model_cls.__qualname__} is a class but not a torch.nn.Module subclass. "
+            f"{names.model_cls}: {model_cls.__name__} is a class but not a torch.nn.Module subclass. "
             f"Define it as class {model_cls.__name__}(torch.nn.Module)."
         )
 
@@ -91,7 +91,7 @@ def check_size_param(
     """The size knob must be a constructor parameter, not also fixed in the kwargs; the kwargs must fit too."""
     if not isinstance(size_param, str) or not size_param:
         raise TypeError(
-            f"{names.size_param}: must be the name of a constructor argument of {model_cls.__qualname__} "
+            f"{names.size_param}: must be the name of a constructor argument of {model_cls.__name__} "
             f"(a string such as 'd_model'), got {size_param!r}."
         )
     try:
@@ -102,7 +102,7 @@ def check_size_param(
         accepted = [p.name for p in params if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
         if size_param not in accepted:
             raise TypeError(
-                f"{names.size_param}: {model_cls.__qualname__}'s constructor has no parameter "
+                f"{names.size_param}: {model_cls.__name__}'s constructor has no parameter "
                 f"'{size_param}'.{did_you_mean(size_param, accepted)} Its parameters are: "
                 f"{', '.join(accepted) or '(none)'}. Set {names.size_param} to the one that sets the model size."
             )
@@ -151,7 +151,7 @@ def param_counts(
             rejected.append(f"{size_param}={size!r}: {type(exc).__name__}: {exc}{meta_hint}")
     if rejected:
         raise ValueError(
-            f"{names.sizes}: {model_cls.__qualname__} cannot be built at "
+            f"{names.sizes}: {model_cls.__name__} cannot be built at "
             f"{'this size' if len(rejected) == 1 else 'these sizes'}:\n    "
             + "\n    ".join(rejected)
             + f"\n  Every value in {names.sizes} must be accepted by the model; remove or change "
@@ -162,9 +162,9 @@ def param_counts(
         if counts[big][0] <= counts[small][0]:
             listing = ", ".join(f"{size_param}={s!r} -> {counts[s][0]:,}" for s in ordered)
             raise ValueError(
-                f"{names.sizes}: the parameter count N of {model_cls.__qualname__} does not increase with "
+                f"{names.sizes}: the parameter count N of {model_cls.__name__} does not increase with "
                 f"'{size_param}' ({listing}). A scaling law needs bigger models at bigger sizes: check that "
-                f"{model_cls.__qualname__} uses '{size_param}' to set its layer sizes and that "
+                f"{model_cls.__name__} uses '{size_param}' to set its layer sizes and that "
                 f"{names.kwargs} does not override it."
             )
     return counts

@@ -147,7 +147,7 @@ def describe(obj: Any) -> str:
     if isinstance(obj, functools.partial):
         return describe(obj.func)
     if inspect.isclass(obj) or inspect.isroutine(obj):
-        return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+        return getattr(obj, "__name__", None) or repr(obj)
     return f"an object of type {type(obj).__name__}"
 
 
