@@ -64,12 +64,14 @@ class Regression(Dataset):
 class Stream(IterableDataset):
     """Endless fresh regression samples from a seeded generator."""
 
-    def __init__(self, seed: int = 2) -> None:
-        self.seed = seed
+    def __init__(self, seed: int = 2, delay_s: float = 0.0) -> None:
+        self.seed, self.delay_s = seed, delay_s
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed)
         while True:
+            if self.delay_s:
+                time.sleep(self.delay_s)
             x = torch.randn(DIM, generator=g)
             yield x, torch.tanh(x @ TASK)
 
