@@ -1,8 +1,9 @@
 """`flops-fit` command line: one subcommand per pipeline step.
 
 Each subcommand lives next to the code it drives and exposes ``add_arguments(parser)`` and
-``main(args) -> int``; this module only wires them together, so that the workflow's rules and a
-user at a shell run exactly the same code.
+``main(args) -> int``; this module only dispatches, so the workflow's rules and a user at a shell run
+exactly the same code. Only the chosen subcommand's module is imported (``flops-fit fit`` does not
+pay for importing torch).
 """
 
 from __future__ import annotations
@@ -18,19 +19,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flops-fit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
-    return parser
+def usage() -> str:
+    lines = ["usage: flops-fit COMMAND [options]   (flops-fit COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return importlib.import_module(args._module).main(args)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] not in SUBCOMMANDS:
+        print(f"flops-fit: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, help_text = SUBCOMMANDS[argv[0]]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"flops-fit {argv[0]}", description=help_text)
+    module.add_arguments(parser)
+    return module.main(parser.parse_args(argv[1:]))
 
 
 if __name__ == "__main__":

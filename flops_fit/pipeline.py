@@ -7,7 +7,6 @@ rule script is two lines and the Python API is a loop over the same calls.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from torch.utils.data import DataLoader
 from flops_fit import heldout, planning
 from flops_fit.io import write_json, write_tsv
 from flops_fit.errors import ConfigError
+from flops_fit.model_contract import instantiate
 from flops_fit.validation import build_objects, validate_config
-
-log = logging.getLogger("flops_fit")
 
 
 # ----------------------------------------------------------------------------------------- validate
@@ -37,13 +35,19 @@ def read_validated(path: str | Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- plan
-def plan_step(config: dict, out_path: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Build the runs table; the only step that looks at the data (one sample, for its shape)."""
+def plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The plan rule: build the objects named in config, plan, write the runs table."""
     model_cls, dataset, eval_dataset, _ = build_objects(config)
+    table, warnings = plan(config, model_cls, dataset, eval_dataset)
+    write_tsv(table, out_path)
+    return table, warnings
+
+
+def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tuple[pd.DataFrame, list[str]]:
+    """The runs table; the only step that looks at the data (one sample, for its shape)."""
     train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
     example_inputs, example_targets = heldout.first_sample(train_data)[:2]
-    batch_rows = len(example_targets)
-    tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // batch_rows
+    tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // len(example_targets)
     fixed_batch = None
     if isinstance(dataset, DataLoader):
         if dataset.batch_size is None:
@@ -58,10 +62,7 @@ def plan_step(config: dict, out_path: str | Path | None = None) -> tuple[pd.Data
         config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample,
     )
     table, notes = planning.plan_sweep(config, sizes, tokens_per_sample, fixed_batch=fixed_batch)
-    warnings += notes + _repetition_warnings(table, train_data)
-    if out_path is not None:
-        write_tsv(table, out_path)
-    return table, warnings
+    return table, warnings + notes + _repetition_warnings(table, train_data)
 
 
 def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
@@ -85,8 +86,11 @@ def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: s
     config = read_validated(config_path)
     run = planning.run_row(planning.read_runs_table(runs_path), run_id)
     model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
-    from flops_fit.model_contract import instantiate
+    return training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
 
+
+def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
+    """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
@@ -120,18 +124,20 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
 
 
 def fit_step(config: dict, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path) -> dict:
-    """Fit the scaling laws to the finished runs and write fit.json and summary.tsv."""
+    """The fit rule: scaling laws from the finished runs, written to fit.json and summary.tsv."""
+    return fit_runs(config, planning.read_runs_table(runs_path), runs_dir, out_dir)
+
+
+def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path, out_dir: str | Path) -> dict:
     from flops_fit.fitting import fit_table, write_fit
 
-    table = planning.read_runs_table(runs_path)
     results, warnings = collect_results(table, runs_dir)
+    write_tsv(results, Path(out_dir) / "runs_results.tsv")
     fit = config["fit"]
-    out = Path(out_dir)
-    write_tsv(results, out / "runs_results.tsv")
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],
         bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"],
     )
     result["warnings"] = warnings + list(result.get("warnings", []))
-    write_fit(result, out)
+    write_fit(result, out_dir)
     return result

@@ -5,6 +5,8 @@ rule plot:
         runs="results/plan/runs.tsv",
     output:
         isoflops="results/plots/isoflops.png",
+        optima="results/plots/optima.png",
+        curves="results/plots/loss_curves.png",
     log:
         "logs/plot.log",
     localrule: True

@@ -1,0 +1,188 @@
+"""``find_optimal()``: the whole pipeline for notebook users, on Python objects instead of a config file.
+
+It validates everything first (seconds, before any training), then runs the same steps as the
+workflow (:mod:`flops_fit.pipeline`: plan → train every run → fit → plot) in this process, writing
+the same files under ``output_dir``. Runs whose metrics already exist for the same plan are not
+retrained, so an interrupted call resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flops_fit import pipeline
+from flops_fit.config import prepare_config
+from flops_fit.data import validate_dataset
+from flops_fit.errors import ConfigError
+from flops_fit.loss import validate_loss_fn
+from flops_fit.model_contract import validate_model_contract
+
+log = logging.getLogger("flops_fit")
+
+DATASET_REQUIRED = (
+    "dataset is required: flops-fit trains every run of the sweep on it. Pass a torch Dataset or "
+    "DataLoader whose batches are (inputs, targets).\n"
+    "Examples:\n"
+    "  dataset=TensorDataset(inputs, targets)\n"
+    "  dataset=DataLoader(my_dataset, batch_size=64)  # its batch size is then fixed\n"
+    "  dataset=hf_dataset.with_format('torch')         # HuggingFace datasets"
+)
+
+#: plan columns that must match for an existing run's metrics to count as this run's result
+_SAME_RUN = ("params", "steps", "batch_size", "lr")
+
+
+@dataclass
+class ScalingResult:
+    """What :func:`find_optimal` found: fitted laws, per-budget optima, predictions and the runs."""
+
+    fit: dict
+    runs: pd.DataFrame
+    output_dir: Path
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def a(self) -> float | None:
+        """Exponent of N* ∝ C^a from the IsoFLOP optima (Approach 2)."""
+        return self.fit["isoflop"].get("a")
+
+    @property
+    def b(self) -> float | None:
+        """Exponent of D* ∝ C^b from the IsoFLOP optima (Approach 2)."""
+        return self.fit["isoflop"].get("b")
+
+    @property
+    def optima(self) -> pd.DataFrame:
+        """One row per budget: C, N_opt, D_opt, loss_opt, interior."""
+        return pd.DataFrame(self.fit["isoflop"].get("per_budget", []))
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """N*, D*, loss at the target budgets (with intervals in the ``ci`` column)."""
+        return pd.DataFrame(self.fit.get("predictions", []))
+
+    def __repr__(self) -> str:
+        lines = [f"ScalingResult({len(self.runs)} runs in {self.output_dir})"]
+        if self.a is not None:
+            lines.append(f"  N* ∝ C^{self.a:.3f}, D* ∝ C^{self.b:.3f} (IsoFLOP, Approach 2)")
+        parametric = self.fit.get("parametric") or {}
+        if parametric.get("alpha") is not None:
+            lines.append(
+                f"  L(N, D) = {parametric['E']:.3f} + {parametric['A']:.4g}/N^{parametric['alpha']:.3f}"
+                f" + {parametric['B']:.4g}/D^{parametric['beta']:.3f} (Approach 3)"
+            )
+        for p in self.fit.get("predictions", []):
+            lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def find_optimal(
+    model_cls: type,
+    model_size_param: str,
+    model_kwargs: dict | None = None,
+    dataset: Any = None,
+    loss_fn: Any = None,
+    compute_budgets: Sequence[float] | None = None,
+    *,
+    sizes: Sequence[float] | None = None,
+    eval_dataset: Any = None,
+    eval_samples: int = 512,
+    target_budgets: Sequence[float] = (),
+    output_dir: str | Path = "flops_fit_results",
+    sweep: dict | None = None,
+    training: dict | None = None,
+    fit: dict | None = None,
+) -> ScalingResult:
+    """Run an IsoFLOP sweep of ``model_cls`` over ``sizes`` of ``model_size_param`` and fit scaling laws.
+
+    ``sweep``, ``training`` and ``fit`` take the keys of the config sections of the same names
+    (config/README.md); everything not given takes the documented default. Returns a
+    :class:`ScalingResult`; the files are under ``output_dir`` in the workflow's layout
+    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``).
+    """
+    model_kwargs = dict(model_kwargs or {})
+    if sizes is None:
+        raise TypeError(
+            f"sizes is required: the values of {model_size_param!r} to sweep, "
+            f"e.g. find_optimal(..., sizes=[64, 96, 128, 192, 256])"
+        )
+    validate_model_contract(model_cls, model_size_param, model_kwargs, list(sizes))
+    if dataset is None:
+        raise TypeError(DATASET_REQUIRED)
+    validate_dataset(dataset, name="dataset")
+    if eval_dataset is not None:
+        validate_dataset(eval_dataset, name="eval_dataset")
+    validate_loss_fn(loss_fn)
+    if not compute_budgets:
+        raise TypeError("compute_budgets is required: training FLOP budgets, e.g. compute_budgets=[1e15, 3e15, 1e16]")
+
+    config = prepare_config({
+        "model": {
+            "class": f"{model_cls.__module__}:{model_cls.__qualname__}",
+            "size_param": model_size_param, "sizes": list(sizes), "kwargs": model_kwargs,
+        },
+        "dataset": {"target": "<find_optimal dataset>"},
+        "eval_dataset": {"target": None if eval_dataset is None else "<find_optimal eval_dataset>", "samples": eval_samples},
+        "loss": {"target": "<find_optimal loss_fn>"},
+        "budgets": list(compute_budgets),
+        "target_budgets": list(target_budgets),
+        "sweep": dict(sweep or {}),
+        "training": dict(training or {}),
+        "fit": dict(fit or {}),
+    })
+    out = Path(output_dir)
+    table, warnings = pipeline.plan(config, model_cls, dataset, eval_dataset)
+    pipeline.write_tsv(table, out / "plan" / "runs.tsv")
+    for warning in warnings:
+        log.warning(warning)
+    for row in table.to_dict("records"):
+        run = pipeline.planning.run_row(table, row["run_id"])
+        run_dir = out / "runs" / run["run_id"]
+        if _finished(run, run_dir):
+            log.info("%s: already trained, keeping its result", run["run_id"])
+            continue
+        _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run["run_id"])
+    result = pipeline.fit_runs(config, table, out / "runs", out / "fit")
+    _plot(out)
+    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=warnings + result["warnings"])
+
+
+def _finished(run: dict, run_dir: Path) -> bool:
+    """True when ``run_dir`` holds metrics of a run planned exactly like ``run``: never retrain it."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        return False
+    metrics = json.loads(path.read_text())
+    planned = {"params": metrics.get("params"), "steps": metrics.get("planned_steps"),
+               "batch_size": metrics.get("batch_size"), "lr": metrics.get("lr")}
+    return all(
+        planned[k] is not None and abs(float(planned[k]) - float(run[k])) <= 1e-9 * max(1.0, abs(float(run[k])))
+        for k in _SAME_RUN
+    )
+
+
+def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> None:
+    from flops_fit.training import run_training
+
+    job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
+    run_training(
+        job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
+        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
+    )
+
+
+def _plot(out: Path) -> None:
+    from flops_fit.plotting.suite import plot_all
+
+    plot_all(out / "fit" / "fit.json", out / "fit" / "runs_results.tsv", out / "plan" / "runs.tsv", out / "plots")
+
+
+__all__ = ["ConfigError", "ScalingResult", "find_optimal"]
