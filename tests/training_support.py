@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
@@ -10,33 +9,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, IterableDataset
 
-SETTINGS = {
-    "optimizer": {"betas": [0.9, 0.95], "weight_decay": 0.1, "eps": 1.0e-8},
-    "grad_clip": 1.0,
-    "schedule": {"kind": "cosine", "final_lr_fraction": 0.1, "wsd_decay_fraction": 0.2},
-    "eval": {"points": 4},
-    "device": "cpu",
-    "precision": "auto",
-    "compile": False,
-    "num_workers": 0,
-    "checkpoint": {"every_steps": 0, "every_minutes": 5.0, "keep": False},
-    "divergence": {"spike_factor": 3.0, "patience_steps": 20},
-    "seed": 0,
-    "threads": 1,
-}
+from flops_fit.training.settings import default_settings
+
 DIM = 8
 #: the regression task every dataset here samples from: y = tanh(x @ TASK)
 TASK = torch.randn(DIM, DIM, generator=torch.Generator().manual_seed(1234))
 
 
 def settings(**overrides: object) -> dict:
-    s = copy.deepcopy(SETTINGS)
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            s[key].update(value)
-        else:
-            s[key] = value
-    return s
+    """Schema defaults on one CPU thread (deterministic and light on the shared machine), plus overrides."""
+    return default_settings(**{"device": "cpu", "threads": 1, **overrides})
 
 
 def mlp(seed: int = 0, hidden: int = 32) -> nn.Module:

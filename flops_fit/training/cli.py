@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 
@@ -25,25 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, default=None, help="also write the progress log to this file")
 
 
-def _logger(log_path: Path | None) -> logging.Logger:
-    log = logging.getLogger("flops_fit.training")
-    log.setLevel(logging.INFO)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path))
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-    log.propagate = False
-    return log
-
-
 def main(args: argparse.Namespace) -> int:
+    from flops_fit.logs import setup
     from flops_fit.pipeline import build_training_job
     from flops_fit.training import run_training
 
-    log = _logger(args.log)
+    setup(args.log)
+    log = logging.getLogger("flops_fit.training")
     job = build_training_job(args.config, args.runs, args.run_id)
     settings = {**job["settings"], "threads": args.threads}
     metrics = run_training(
@@ -57,5 +44,5 @@ def main(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir or Path("results/checkpoints") / args.run_id,
         log=log,
     )
-    log.info("metrics: %s", metrics["status"])
+    log.info("wrote metrics for %s: %s", metrics["run_id"], metrics["status"])
     return 0  # a diverged run is a result (the fit drops it with a warning), not a failed job

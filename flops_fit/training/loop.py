@@ -8,10 +8,8 @@ reached, so the run trains by token count and overshoots by less than one micro-
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from flops_fit.io import write_json, write_text
 from flops_fit.training.batches import BatchStream
 from flops_fit.training.checkpoint import load_checkpoint, remove_checkpoint, rng_state, save_checkpoint, set_rng_state
 from flops_fit.training.device import DeviceSetup, setup_device
@@ -61,12 +60,6 @@ def _seed_everything(seed: int) -> None:
 def _plain(value: Any) -> Any:
     """numpy/pandas scalars from the runs table as JSON-ready Python numbers."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _curve_tsv(rows: list[list[Any]]) -> str:
@@ -285,8 +278,8 @@ def run_training(
         "compile_time_s": round(timers["compile"], 3) if settings["compile"] else None,
         "checkpoint_time_s": round(timers["checkpoint"], 3),
     }
-    _write_atomic(out_dir / "curve.tsv", _curve_tsv(trainer.curve))
-    _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(_curve_tsv(trainer.curve), out_dir / "curve.tsv")
+    write_json(metrics, out_dir / "metrics.json")
     if not settings["checkpoint"]["keep"]:
         remove_checkpoint(checkpoint_dir)
     log.info(
@@ -361,6 +354,8 @@ def _train(
             last_ckpt = time.monotonic()
     trainer.flush()
     lap("train")
+    if trainer.reason is None and eval_loss is not None and not math.isfinite(eval_loss):
+        trainer.reason = f"non-finite eval loss ({eval_loss}) at step {trainer.step}"
     if trainer.reason is not None:
         log.warning("run %s diverged: %s", trainer.run["run_id"], trainer.reason)
         return "diverged", None
