@@ -54,7 +54,8 @@ def validate_loss_fn(loss_fn: Any) -> None:
             f"loss_fn must accept at least 2 positional arguments (predictions, targets), but "
             f"{loss_name(loss_fn)} accepts {len(positional)}. Expected signature: {EXPECTED}"
         )
-    required = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and p.kind is not p.VAR_KEYWORD]
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [p.name for p in params if p.default is p.empty and p.kind not in variadic]
     if len(required) > 2:
         raise TypeError(
             f"loss_fn {loss_name(loss_fn)} requires {len(required)} arguments ({', '.join(required)}), but "

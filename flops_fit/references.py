@@ -105,7 +105,9 @@ def _import_module(where: str, attr_path: str, *, key: str, base: Path) -> Modul
                 "Check the spelling and that the package is installed in this Python environment "
                 f"({sys.executable}); a file of your own is written 'path/to/file.py:{attr_path}'."
             )
-        raise ConfigError(f"{key}: cannot import module '{where}' (no module named '{exc.name}'). {hint}") from exc
+        raise ConfigError(
+            f"{key}: cannot import module '{where}' (no module named '{exc.name}'). {hint}"
+        ) from exc
     except Exception as exc:
         raise ConfigError(
             f"{key}: importing module '{where}' raised {type(exc).__name__}: {exc}. "
@@ -182,7 +184,8 @@ def call_problems(target: Any, given: Collection[str], *, check_missing: bool = 
         and p.name not in given
     ]
     if missing and check_missing:
-        problems.append(f"{name} requires {', '.join(repr(m) for m in missing)}, which {'is' if len(missing) == 1 else 'are'} not given.")
+        verb = "is" if len(missing) == 1 else "are"
+        problems.append(f"{name} requires {', '.join(repr(m) for m in missing)}, which {verb} not given.")
     return problems
 
 

@@ -25,7 +25,9 @@ from flops_fit.references import build, describe, resolve
 _SECTIONS = {"dataset": True, "eval_dataset": True, "loss": False}
 
 
-def build_objects(config: dict[str, Any], base_dir: Path | str | None = None) -> tuple[Any, Any, Any | None, Callable]:
+def build_objects(
+    config: dict[str, Any], base_dir: Path | str | None = None
+) -> tuple[type, Any, Any | None, Callable]:
     """``(model_cls, dataset, eval_dataset or None, loss_fn)`` built from a schema-validated config.
 
     Raises one :class:`ConfigError` listing every reference or kwargs problem found.
@@ -43,16 +45,14 @@ def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = Non
     the loss name; the validate rule writes it to ``results/validated.json``.
     """
     objects, problems = _build(config, base_dir)
-    model_cfg = config["model"]
+    model_cls, size_param, sizes = objects["model"], config["model"]["size_param"], config["model"]["sizes"]
+    model_kwargs = config["model"].get("kwargs") or {}
     counts: dict[Any, tuple[int, int]] = {}
-    if objects["model"] is not None:
+    if model_cls is not None:
         try:
-            check_model_class(objects["model"], names=CONFIG_NAMES)
-            check_size_param(objects["model"], model_cfg["size_param"], model_cfg.get("kwargs") or {}, names=CONFIG_NAMES)
-            counts = param_counts(
-                objects["model"], model_cfg["size_param"], model_cfg["sizes"], model_cfg.get("kwargs") or {},
-                names=CONFIG_NAMES,
-            )
+            check_model_class(model_cls, names=CONFIG_NAMES)
+            check_size_param(model_cls, size_param, model_kwargs, names=CONFIG_NAMES)
+            counts = param_counts(model_cls, size_param, sizes, model_kwargs, names=CONFIG_NAMES)
         except (TypeError, ValueError) as exc:
             problems.insert(0, str(exc))  # the model resolved, so this is the first model problem
     checks = {
@@ -100,10 +100,14 @@ def _raise_if(problems: list[str]) -> None:
         raise ConfigError(f"the configuration has {len(problems)} problems:\n{numbered}")
 
 
-def _summary(config: dict[str, Any], objects: dict[str, Any], counts: dict[Any, tuple[int, int]]) -> dict[str, Any]:
+def _summary(
+    config: dict[str, Any], objects: dict[str, Any], counts: dict[Any, tuple[int, int]]
+) -> dict[str, Any]:
     model_cls = objects["model"]
     datasets = {
-        section: None if objects[section] is None else {"target": config[section]["target"], **describe_dataset(objects[section])}
+        section: None
+        if objects[section] is None
+        else {"target": config[section]["target"], **describe_dataset(objects[section])}
         for section in ("dataset", "eval_dataset")
     }
     return {
