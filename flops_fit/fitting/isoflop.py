@@ -1,0 +1,112 @@
+"""Approach 2: isoFLOP profiles.
+
+Per budget group, loss is fitted as a polynomial (parabola by default, cubic as an option: a
+parabola is biased when the profile is skewed) in ln N. The profile's minimum is accepted only when
+it is **interior**: a local minimum strictly inside the sampled sizes, and the lowest observed loss is
+not at the smallest or largest size (else the sweep did not bracket the optimum and the vertex is an
+extrapolation). Each optimum's standard error in ln N* (delta method on the polynomial's coefficient
+covariance) weights the log–log fits ln N* = ln k_N + a ln C and ln D* = ln k_D + b ln C.
+
+Everything is vectorised over bootstrap resamples: a weight matrix W (R, n) of resampling counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: floor on the standard error of ln N* (a parabola through near-perfect points would otherwise
+#: claim near-zero error and take all the weight of the log–log fit)
+SIGMA_FLOOR = 0.01
+
+
+@dataclass
+class ProfileFit:
+    """Batched result for one budget: arrays over resamples (R,)."""
+
+    lnN: np.ndarray
+    loss: np.ndarray
+    interior: np.ndarray
+    reason: np.ndarray  # object array of str ('' when interior)
+    coef: np.ndarray    # (R, p) coefficients in u = (ln N - center) / scale, increasing order
+    sigma: np.ndarray   # standard error of ln N* (NaN in bootstrap resamples)
+
+
+def fit_profile(lnN: np.ndarray, loss: np.ndarray, W: np.ndarray, degree: int = 2,
+                with_sigma: bool = False) -> ProfileFit:
+    """Fit one budget's profile for every row of W (counts per point) at once."""
+    center = 0.5 * (lnN.min() + lnN.max())
+    scale = max(0.5 * (lnN.max() - lnN.min()), 1e-12)
+    u = (lnN - center) / scale
+    p = degree + 1
+    V = np.vander(u, p, increasing=True)  # (n, p)
+    G = np.einsum("rn,ni,nj->rij", W, V, V)
+    h = np.einsum("rn,ni,n->ri", W, V, loss)
+    present = W > 0
+    _, size_of = np.unique(u, return_inverse=True)
+    onehot = np.eye(size_of.max() + 1)[size_of]  # (n, distinct sizes)
+    n_sizes = ((present @ onehot) > 0).sum(axis=1)
+    usable = n_sizes >= p + 1
+    coef = np.full((W.shape[0], p), np.nan)
+    coef[usable] = np.linalg.solve(G[usable], h[usable][..., None])[..., 0]
+    c = np.zeros((W.shape[0], 4))
+    c[:, :p] = coef
+    c1, c2, c3 = c[:, 1], c[:, 2], c[:, 3]
+    disc = 4 * c2 ** 2 - 12 * c3 * c1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.sqrt(disc)
+        ustar = -2 * c1 / (2 * c2 + s)  # the root of p'(u) with p''(u) = s > 0, stable as c3 -> 0
+    has_min = usable & (disc > 0) & (2 * c2 + s > 0)
+    big = np.where(present, u[None, :], -np.inf).max(axis=1)
+    small = np.where(present, u[None, :], np.inf).min(axis=1)
+    inside = has_min & (ustar > small) & (ustar < big)
+    u_best = u[np.argmin(np.where(present, loss[None, :], np.inf), axis=1)]
+    bracketed = (u_best > small) & (u_best < big)
+    interior = inside & bracketed
+    reason = np.full(W.shape[0], "", dtype=object)
+    reason[~bracketed] = "lowest loss at the smallest or largest size: the sweep does not bracket the optimum"
+    reason[bracketed & has_min & ~inside] = "fitted minimum outside the sampled sizes"
+    reason[usable & ~has_min] = "profile has no minimum (not convex)"
+    reason[~usable] = f"fewer than {p + 1} distinct sizes for a degree-{degree} fit"
+    ustar = np.where(has_min, ustar, np.nan)
+    loss_star = np.where(has_min, np.einsum("ri,ri->r", c, ustar[:, None] ** np.arange(4)), np.nan)
+    sigma = np.full(W.shape[0], np.nan)
+    if with_sigma:
+        sigma = _vertex_sigma(V, loss, W, G, coef, ustar, s, p) * scale
+    return ProfileFit(lnN=center + scale * ustar, loss=loss_star, interior=interior, reason=reason,
+                      coef=coef, sigma=np.maximum(sigma, SIGMA_FLOOR))
+
+
+def _vertex_sigma(V, loss, W, G, coef, ustar, pdd, p) -> np.ndarray:
+    """Delta-method standard error of u*: du*/dc_k = -k u*^(k-1) / p''(u*)."""
+    out = np.full(W.shape[0], np.nan)
+    for r in np.flatnonzero(np.isfinite(ustar)):
+        dof = W[r].sum() - p
+        if dof <= 0:
+            continue
+        resid = loss - V @ coef[r]
+        s2 = float(W[r] @ resid ** 2) / dof
+        cov = s2 * np.linalg.inv(G[r])
+        k = np.arange(p)
+        grad = np.where(k > 0, -k * ustar[r] ** np.maximum(k - 1, 0) / pdd[r], 0.0)
+        out[r] = np.sqrt(max(float(grad @ cov @ grad), 0.0))
+    return out
+
+
+def power_law(lnC: np.ndarray, lnY: np.ndarray, sigma: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted (1/sigma^2) least-squares line ln Y = intercept + slope ln C per row.
+
+    lnC (G,), lnY (R, G), sigma (G,), mask (R, G) of budgets to use. Rows with fewer than two
+    budgets give NaN.
+    """
+    w = np.where(mask, 1.0 / sigma[None, :] ** 2, 0.0)
+    y = np.where(mask, lnY, 0.0)
+    S0, Sx, Sxx = w.sum(1), w @ lnC, w @ lnC ** 2
+    Sy, Sxy = (w * y).sum(1), (w * y) @ lnC
+    det = S0 * Sxx - Sx ** 2
+    ok = (mask.sum(1) >= 2) & (det > 1e-12 * np.maximum(S0 * Sxx, 1e-300))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(ok, (S0 * Sxy - Sx * Sy) / det, np.nan)
+        intercept = np.where(ok, (Sy - slope * Sx) / S0, np.nan)
+    return slope, intercept
