@@ -138,9 +138,9 @@ def did_you_mean(name: str, candidates: Collection[str]) -> str:
 
 
 def _listing(names: Collection[str], limit: int = 25) -> str:
-    shown = ", ".join(list(names)[:limit])
     if not names:
         return "(nothing)"
+    shown = ", ".join(list(names)[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
