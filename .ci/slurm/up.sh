@@ -81,9 +81,11 @@ write_if_changed() {
 }
 
 write_configs() { # sets CONF_CHANGED=1 when slurm.conf or gres.conf changed
-  local host ncpu gres_types="" gres_node="" i
+  local host ncpu mem_mb gres_types="" gres_node="" i
   host=$(hostname -s)
   ncpu=$(nproc)
+  # half the machine's memory: never more than slurmd finds (that would make the node INVAL)
+  mem_mb=$(awk '/^MemTotal:/ {print int($2 / 2048)}' /proc/meminfo)
   CONF_CHANGED=0
   mkdir -p "$SLURM_CI_DIR" /etc/slurm
   if [ "$FAKE_GPUS" -gt 0 ]; then
@@ -102,6 +104,7 @@ AccountingStorageTRES=gres/gpu"
   fi
   # EnforcePartLimits=ALL: a job asking for more CPUs/memory than the node has is rejected at
   # submission instead of pending forever. MinJobAge keeps finished jobs visible to squeue.
+  # AccountingStoreFlags=job_comment: sacct shows the comment, where the plugin names the rule.
   write_if_changed /etc/slurm/slurm.conf 644 <<CONF && CONF_CHANGED=1 || true
 ClusterName=${CLUSTER}
 SlurmctldHost=${host}(127.0.0.1)
@@ -122,6 +125,7 @@ ${gres_types}
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
+AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
@@ -136,7 +140,7 @@ MinJobAge=300
 EnforcePartLimits=ALL
 KillWait=5
 Waittime=0
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${ncpu} RealMemory=4000 ${gres_node} State=UNKNOWN
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${ncpu} RealMemory=${mem_mb} ${gres_node} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
   write_if_changed /etc/slurm/slurmdbd.conf 600 <<'CONF' || true
