@@ -2,9 +2,8 @@
 
 flops_fit builds the user's model at many sizes, so before any training it checks, on the ``meta``
 device (shapes only: no memory, no data, no time), that the class can be built at every size of
-the sweep and that bigger sizes really give more parameters. It also owns the parameter count N
-that the fit uses (docs/architecture.md): every parameter except those used only by
-``nn.Embedding`` lookups, a tied input/output embedding counted once.
+the sweep and that bigger sizes really give more parameters, counted as N, the fit's x-axis
+(:func:`flops_fit.flops.matmul_params`).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from flops_fit.flops import matmul_params, total_params
 from flops_fit.references import call_problems, describe, did_you_mean
 
 Size = int | float
@@ -49,20 +49,6 @@ def instantiate(
     """
     with torch.device(device):
         return model_cls(**{**(model_kwargs or {}), size_param: size})
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """``(N, total)``: N excludes parameters used only by ``nn.Embedding`` lookups (they do no matmul).
-
-    A weight shared by an embedding and a linear head (tied embeddings) is a matmul and counted
-    once; ``model.parameters()`` already yields a shared parameter only once.
-    """
-    in_matmul: set[int] = set()
-    for module in model.modules():
-        if not isinstance(module, nn.Embedding):
-            in_matmul.update(id(p) for p in module.parameters(recurse=False))
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if id(p) in in_matmul), sum(p.numel() for p in params)
 
 
 def check_model_class(model_cls: Any, *, names: Names = API_NAMES) -> None:
@@ -140,7 +126,8 @@ def param_counts(
     rejected: list[str] = []
     for size in sizes:
         try:
-            counts[size] = count_params(instantiate(model_cls, size_param, size, model_kwargs))
+            model = instantiate(model_cls, size_param, size, model_kwargs)
+            counts[size] = (matmul_params(model), total_params(model))
         except Exception as exc:  # the model's own validation, e.g. "d_model must be divisible by n_head"
             meta_hint = (
                 " (flops_fit builds the model on torch.device('meta') to check it without memory: "

@@ -10,7 +10,6 @@ import torch.nn as nn
 
 from flops_fit.model_contract import (
     CONFIG_NAMES,
-    count_params,
     default_probe_sizes,
     instantiate,
     validate_model_contract,
@@ -69,7 +68,7 @@ def test_valid_model_returns_counts_increasing_with_size():
     assert sorted(counts) == [8, 16, 32]
     n = [counts[s][0] for s in (8, 16, 32)]
     assert n[0] < n[1] < n[2]
-    assert counts[8] == count_params(MLP(width=8, depth=3))  # meta counts equal real ones
+    assert counts[8][1] == sum(p.numel() for p in MLP(width=8, depth=3).parameters())  # meta == real
 
 
 def test_checked_on_meta_device_without_memory():
@@ -176,7 +175,7 @@ def test_default_probe_sizes_use_the_parameters_default():
     assert sorted(validate_model_contract(MLP, "width")) == [16, 32]
 
 
-def test_count_params_excludes_lookup_only_embeddings_and_counts_tied_once():
-    n, total = count_params(TiedLM())
+def test_counts_are_n_without_lookup_only_embeddings_and_tied_weights_once():
+    n, total = validate_model_contract(TiedLM, "d", sizes=[4, 8])[4]
     assert n == 40  # the tied 10x4 matrix
     assert total == 60  # plus the 5x4 position embedding
