@@ -129,3 +129,15 @@ def test_cuda_bf16_run(tmp_path, compile_model):
     assert metrics["device"].startswith("cuda") and "bf16" in metrics["device"]
     assert metrics["status"] == "ok" and math.isfinite(metrics["eval_loss"])
     assert (metrics["compile_time_s"] is not None) == compile_model
+
+
+def test_bf16_autocast_path_runs_on_cpu(tmp_path):
+    metrics, _ = _train(tmp_path, run_row(mlp(), steps=6), Regression(), precision="bf16")
+    assert metrics["device"] == "cpu (1 threads), bf16" and math.isfinite(metrics["eval_loss"])
+
+
+@pytest.mark.slow
+def test_compiled_model_reports_compile_time_separately(tmp_path):
+    metrics, _ = _train(tmp_path, run_row(mlp(), steps=6), Regression(), compile=True)
+    assert metrics["status"] == "ok" and metrics["compile_time_s"] > 0
+    assert metrics["train_time_s"] < metrics["wall_time_s"] - metrics["compile_time_s"] + 1e-6
