@@ -112,10 +112,11 @@ def assign_budgets(C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.n
     warnings: list[str] = []
     group = np.full(C.size, np.nan)
     if budgets is not None and len(budgets):
-        lb = np.log10(np.asarray(budgets, float))
+        planned = np.asarray(budgets, float)
+        lb = np.log10(planned)
         near = np.argmin(np.abs(logC[:, None] - lb[None, :]), axis=1)
         ok = np.abs(logC - lb[near]) <= np.log10(BUDGET_TOLERANCE)
-        group[ok] = 10 ** lb[near[ok]]
+        group[ok] = planned[near[ok]]
         if (~ok).any():
             warnings.append(f"{(~ok).sum()} run(s) have C more than {BUDGET_TOLERANCE}x away from every planned "
                             "budget and join no isoFLOP group")

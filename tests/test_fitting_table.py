@@ -1,0 +1,75 @@
+"""Reading and validating results tables: delimiters, clear errors naming rows, budget groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flops_fit.fitting.table import assign_budgets, drop_failed, read_table, validate_table
+from fitting_support import synthetic_sweep
+
+
+@pytest.mark.parametrize("name,sep", [("runs.csv", ","), ("runs.tsv", "\t"), ("runs.txt", "\t"), ("runs.dat", ",")])
+def test_reads_csv_and_tsv_by_extension_or_sniffing(tmp_path, name, sep):
+    df = synthetic_sweep(budgets=(1e18,))
+    df.to_csv(tmp_path / name, sep=sep, index=False)
+    got = read_table(tmp_path / name)
+    assert list(got.columns) == list(df.columns)
+    np.testing.assert_allclose(got["loss"], df["loss"])
+
+
+def test_missing_column_is_named_with_the_columns_found(tmp_path):
+    synthetic_sweep(budgets=(1e18,)).drop(columns="D").to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValueError, match=r"missing column\(s\) D; found N, C, budget, loss"):
+        read_table(tmp_path / "t.csv")
+
+
+def test_non_positive_and_non_finite_values_name_the_rows():
+    df = synthetic_sweep(budgets=(1e18,))
+    bad = df.copy()
+    bad.loc[3, "N"] = -1.0
+    with pytest.raises(ValueError, match=r"column N must be positive; rows line 5 are not"):
+        validate_table(bad)
+    bad = df.copy()
+    bad["run_id"] = [f"r{i}" for i in range(len(bad))]
+    bad.loc[[1, 2], "loss"] = [np.inf, np.nan]
+    with pytest.raises(ValueError, match=r"column loss has .* in rows r1, r2"):
+        validate_table(bad)
+    bad = df.astype({"D": object})
+    bad.loc[0, "D"] = "lots"
+    with pytest.raises(ValueError, match=r"column D has .*non-numeric.* line 2"):
+        validate_table(bad)
+
+
+def test_too_few_points():
+    with pytest.raises(ValueError, match=r"5 row\(s\); the parametric fit needs at least 6"):
+        validate_table(synthetic_sweep(budgets=(1e18,)).head(5))
+
+
+def test_missing_file_and_unparseable_table(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        read_table(tmp_path / "nope.csv")
+    (tmp_path / "x.bin").write_text("just one token")
+    with pytest.raises(ValueError, match="delimiter"):
+        read_table(tmp_path / "x.bin")
+
+
+def test_failed_runs_are_dropped_with_a_warning_naming_them():
+    df = synthetic_sweep(budgets=(1e18,))
+    df["run_id"] = [f"r{i}" for i in range(len(df))]
+    df["status"] = ["ok"] * (len(df) - 1) + ["diverged"]
+    kept, warnings = drop_failed(df)
+    assert len(kept) == len(df) - 1 and "r8" in warnings[0]
+
+
+def test_budgets_from_planned_list_and_from_gaps_in_C():
+    C = np.array([1e18, 1.005e18, 0.99e18, 3.01e18, 3e18, 7e19])
+    groups, warnings = assign_budgets(C, [1e18, 3e18])
+    np.testing.assert_array_equal(groups[:5], [1e18, 1e18, 1e18, 3e18, 3e18])
+    assert np.isnan(groups[5]) and "join no isoFLOP group" in warnings[0]
+    groups, _ = assign_budgets(C, None)
+    assert len(set(groups[:3])) == 1 and len(set(groups[3:5])) == 1 and groups[0] != groups[3]
+    # assorted budgets chained over a wide range are not an isoFLOP group
+    groups, _ = assign_budgets(np.geomspace(1e18, 1e20, 200), None)
+    assert np.isnan(groups).all()
