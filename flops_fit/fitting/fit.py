@@ -102,7 +102,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     if _disjoint(par["ci"]["a"], iso["ci"].get("a")):
         warnings.append(f"Approach 2 and 3 disagree on a (N* ~ C^a): {iso['a']:.3f} {iso['ci']['a']} against "
                         f"{par['a']:.3f} {par['ci']['a']}; the isoFLOP profiles and the parametric law "
-                        "do not describe the same optimum (check the sweep brackets the optimum)")
+                        "do not describe the same optimum (check that the sweeps bracket the optimum and "
+                        "that the law fits all runs: see the residual plot)")
     return {
         "n_runs": int(len(df)),
         "parametric": par,
