@@ -141,3 +141,15 @@ def test_compiled_model_reports_compile_time_separately(tmp_path):
     metrics, _ = _train(tmp_path, run_row(mlp(), steps=6), Regression(), compile=True)
     assert metrics["status"] == "ok" and metrics["compile_time_s"] > 0
     assert metrics["train_time_s"] < metrics["wall_time_s"] - metrics["compile_time_s"] + 1e-6
+
+
+def test_kept_checkpoint_resumes_the_same_plan_only(tmp_path):
+    row = run_row(mlp(), steps=20)
+    keep = {"checkpoint": {"every_steps": 5, "keep": True}}
+    first, _ = _train(tmp_path, row, Regression(), **keep)
+    assert (tmp_path / "ckpt_run" / "checkpoint.pt").exists()
+    again, _ = _train(tmp_path, row, Regression(), **keep)  # picks up at the last checkpoint, step 15
+    assert again["resumed_from_step"] == 15
+    assert again["eval_loss"] == pytest.approx(first["eval_loss"], abs=1e-6)
+    replanned, _ = _train(tmp_path, run_row(mlp(), steps=20, lr=5e-3), Regression(), **keep)
+    assert replanned["resumed_from_step"] is None  # a checkpoint of another plan is ignored, not loaded
