@@ -23,7 +23,9 @@ def validate_dataset(dataset_or_loader: Any, name: str = "dataset") -> None:
 
     An ``IterableDataset`` needs no ``__len__``: training then stops after the run's token budget
     instead of counting epochs. A map-style dataset needs ``__len__`` so that the sweep can be
-    planned in epochs and samples.
+    planned in epochs and samples. A HuggingFace ``datasets.Dataset`` after ``.with_format("torch")``
+    counts as a map-style dataset: it is not a torch ``Dataset`` subclass (huggingface/datasets
+    issue 7500) but a ``DataLoader`` loads it, and the error message tells users to do exactly that.
     """
     if dataset_or_loader is None:
         raise TypeError(
@@ -44,6 +46,8 @@ def validate_dataset(dataset_or_loader: Any, name: str = "dataset") -> None:
                 f"calculate training epochs from token budgets. Add a __len__ method to {cls}, or, for "
                 "streaming data without a length, subclass torch.utils.data.IterableDataset instead."
             )
+        return
+    if _is_torch_formatted_hf_dataset(dataset_or_loader):
         return
     raise TypeError(_not_a_dataset_message(dataset_or_loader, name))
 
@@ -74,6 +78,22 @@ def _looks_like_hf_dataset(obj: Any) -> bool:
     """
     cls = type(obj)
     return cls.__module__.split(".")[0] == "datasets" or any(hasattr(cls, a) for a in _HF_ATTRIBUTES)
+
+
+def _is_torch_formatted_hf_dataset(obj: Any) -> bool:
+    """A sized, indexable HuggingFace-like dataset whose format is torch (it yields tensors).
+
+    ``format`` is a property that reads the format setting only, never the data.
+    """
+    if not _looks_like_hf_dataset(obj):
+        return False
+    cls, fmt = type(obj), getattr(obj, "format", None)
+    return (
+        isinstance(fmt, dict)
+        and fmt.get("type") in ("torch", "pytorch")
+        and hasattr(cls, "__getitem__")
+        and hasattr(cls, "__len__")
+    )
 
 
 def wrap_dataset(

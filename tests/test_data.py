@@ -56,19 +56,29 @@ class NoLen(Dataset):
 
 
 class HFLike:
-    """Shaped like a HuggingFace datasets.Dataset: indexable, sized, with features, not a torch Dataset."""
+    """Shaped like a HuggingFace datasets.Dataset: indexable, sized, with features and a format, but
+    not a torch Dataset subclass, even after .with_format("torch") (huggingface/datasets#7500)."""
 
-    features = {"text": "string"}
-    column_names = ["text"]
+    features = {"x": "float32", "y": "int64"}
+    column_names = ["x", "y"]
+
+    def __init__(self, format_type: str | None = None) -> None:
+        self._format_type = format_type
+
+    @property
+    def format(self) -> dict:
+        return {"type": self._format_type, "columns": self.column_names}
+
+    def with_format(self, kind: str) -> HFLike:
+        return HFLike(kind)
 
     def __len__(self) -> int:
-        return 3
+        return 8
 
     def __getitem__(self, i):
-        raise AssertionError("validation must not index the dataset")
-
-    def with_format(self, kind):
-        return self
+        if self._format_type is None:
+            raise AssertionError("validation must not index the dataset")
+        return {"x": torch.full((2,), float(i)), "y": torch.tensor(i)}
 
 
 def test_dataloader_passes_through_untouched():
@@ -125,6 +135,15 @@ def test_huggingface_like_object_gets_the_with_format_hint():
         validate_dataset(HFLike())
     assert "got HFLike" in str(info.value)
     assert "dataset.with_format('torch')" in str(info.value)
+
+
+def test_following_the_hint_is_accepted_and_loads():
+    formatted = HFLike().with_format("torch")
+    assert not isinstance(formatted, Dataset)
+    validate_dataset(formatted)
+    assert describe_dataset(formatted)["length"] == 8
+    batch = next(iter(wrap_dataset(formatted, batch_size=4, shuffle=False)))
+    assert batch["x"].shape == (4, 2) and batch["y"].tolist() == [0, 1, 2, 3]
 
 
 def test_object_from_the_datasets_package_gets_the_hint():
