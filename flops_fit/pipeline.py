@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
 from flops_fit import heldout, planning
@@ -92,6 +93,7 @@ def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: s
 def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
     """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
+    torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
         "run": run,
