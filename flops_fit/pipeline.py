@@ -94,7 +94,6 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
     """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
-    torch.manual_seed(int(run["seed"]))  # the initial weights belong to the run: same on every host and retry
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
         "run": run,
