@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "notes" / "data" / "epoch_chinchilla_svg_extracted_data.csv"
+DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "notes" / "data"
+        / "epoch_chinchilla_svg_extracted_data.csv")
 DELTA = 1e-3
 
 

@@ -32,7 +32,10 @@ def true_optimum(C: float, t: dict = TRUTH, k: float = 6.0) -> float:
     return G * (C / k) ** (t["beta"] / (t["alpha"] + t["beta"]))
 
 
-def synthetic_sweep(seed: int = 0, noise: float = 0.01, budgets: tuple[float, ...] = (1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21),
+BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21)
+
+
+def synthetic_sweep(seed: int = 0, noise: float = 0.01, budgets: tuple[float, ...] = BUDGETS,
                     sizes: int = 9, span: float = 8.0, k: float = 6.0) -> pd.DataFrame:
     """isoFLOP sweep centred on the true optimum (sizes spanning N*/span .. N*·span) with log-normal noise."""
     rng = np.random.default_rng(seed)

@@ -61,7 +61,8 @@ def test_frontier_matches_published_golden_numbers():
     n8, _, l8 = parametric.frontier(theta, np.array([C]), k)
     t = {"E": 1.8172, "A": 477.84, "B": 2143.86, "alpha": 0.34731, "beta": 0.36718}
     losses = law(n_grid, C / (k * n_grid), t)
-    assert n8[0] == pytest.approx(n_grid[np.argmin(losses)], rel=1e-3) and l8[0] == pytest.approx(losses.min(), abs=1e-9)
+    assert n8[0] == pytest.approx(n_grid[np.argmin(losses)], rel=1e-3)
+    assert l8[0] == pytest.approx(losses.min(), abs=1e-9)
 
 
 def test_exact_law_is_recovered_and_a_degenerate_fit_reports_bounds():

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import isoflop, parametric
 from .bootstrap import CI_LEVEL, percentile_ci, resample_weights
+from .report import strict
 from .table import assign_budgets, drop_failed, validate_table
 
 #: quantile levels stored along the frontier (bands of the N*/D* plot and the D*/N* fan chart)
@@ -104,7 +105,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         f"{par['a']:.3f} {par['ci']['a']}; the isoFLOP profiles and the parametric law "
                         "do not describe the same optimum (check that the sweeps bracket the optimum and "
                         "that the law fits all runs: see the residual plot)")
-    return {
+    return strict({  # plain Python, non-finite -> None: the dict is exactly what fit.json holds
         "n_runs": int(len(df)),
         "parametric": par,
         "isoflop": iso,
@@ -113,12 +114,12 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
                       "scheme": "runs resampled with replacement within their isoFLOP budget group"},
         "warnings": warnings,
-    }
+    })
 
 
 def _approach2(lnN, L, C, N, D, group, W, degree, warnings) -> tuple[dict, dict]:
     """Per-budget profiles + weighted power laws; returns (isoflop dict, bootstrap draws)."""
-    iso: dict = {"a": None, "b": None, "N_coef": None, "D_coef": None, "ci": {}, "degree": degree,
+    iso: dict = {"a": None, "b": None, "N_coef": None, "D_coef": None, "ci": {"a": None, "b": None}, "degree": degree,
                  "per_budget": [], "skipped": None}
     empty: dict = {}
     labels = np.unique(group[np.isfinite(group)])
