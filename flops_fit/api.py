@@ -23,6 +23,8 @@ from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
+from flops_fit.recommend import lines as recommendation_lines
+from flops_fit.recommend import recommend_for
 
 log = logging.getLogger("flops_fit")
 
@@ -41,12 +43,14 @@ _SAME_RUN = ("params", "steps", "batch_size", "lr")
 
 @dataclass
 class ScalingResult:
-    """What :func:`find_optimal` found: fitted laws, per-budget optima, predictions and the runs."""
+    """What :func:`find_optimal` found: fitted laws, per-budget optima, predictions, recommendations, runs."""
 
     fit: dict
     runs: pd.DataFrame
     output_dir: Path
     warnings: list[str] = field(default_factory=list)
+    #: one row per target budget: the size-knob value to train, its N, tokens, steps (flops_fit.recommend)
+    recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def a(self) -> float | None:
@@ -78,8 +82,11 @@ class ScalingResult:
                 f"  L(N, D) = {parametric['E']:.3f} + {parametric['A']:.4g}/N^{parametric['alpha']:.3f}"
                 f" + {parametric['B']:.4g}/D^{parametric['beta']:.3f} (Approach 3)"
             )
-        for p in self.fit.get("predictions", []):
-            lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")
+        if len(self.recommendations):
+            lines += [f"  {line}" for line in recommendation_lines(self.recommendations)]
+        else:
+            for p in self.fit.get("predictions", []):
+                lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -151,8 +158,11 @@ def find_optimal(
             continue
         _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run["run_id"])
     result = pipeline.fit_runs(config, table, out / "runs", out / "fit")
+    recommendations, notes = recommend_for(result, config, model_cls, dataset, int(table["tokens_per_sample"].iloc[0]))
+    pipeline.write_tsv(recommendations, out / "fit" / "recommendations.tsv")
     _plot(out)
-    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=warnings + result["warnings"])
+    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=warnings + result["warnings"] + notes,
+                         recommendations=recommendations)
 
 
 def _finished(run: dict, run_dir: Path) -> bool:

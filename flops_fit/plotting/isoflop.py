@@ -1,4 +1,8 @@
-"""IsoFLOP figures: loss against N per budget with the fitted curve and minimum; optima against C."""
+"""Approach-2 figures: loss against N per budget (the isoFLOP profiles), and the optima against C.
+
+Intervals drawn here are the fit's own: each optimum's standard error in ln N* (``sd_lnN_opt``,
+delta method) and, at the target budgets, the bootstrap interval of the Approach-2 power law.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +10,99 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
 
-from flops_fit.plotting.style import budget_colors, save
+from flops_fit.plotting.style import budget_colors, plt, save
+
+#: a 95 % normal interval from a standard error (the fit's CI level)
+Z95 = 1.96
+
+
+def _interval(entry: dict) -> tuple[float, float] | None:
+    """95 % interval of N* from the standard error of ln N*, or None without one."""
+    sd = entry.get("sd_lnN_opt")
+    if entry.get("N_opt") is None or sd is None:
+        return None
+    return entry["N_opt"] * np.exp(-Z95 * sd), entry["N_opt"] * np.exp(Z95 * sd)
 
 
 def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """One curve per budget: the runs, the fitted polynomial in log N, and its minimum.
+    """One colour per budget: the runs, the fitted polynomial in ln N, and its minimum with a 95 % bar.
 
-    An edge minimum (refused by the fit) is drawn hollow so it is not mistaken for an optimum.
+    The curve is the least-squares polynomial of the fit's degree in ln N (the same problem the fit
+    solves). An edge minimum (refused by the fit) is drawn hollow so it is not mistaken for an optimum.
     """
-    per_budget = {round(float(e["C"]), 6): e for e in fit["isoflop"].get("per_budget", [])}
+    iso = fit["isoflop"]
+    per_budget = {round(float(e["C"]), 6): e for e in iso.get("per_budget", [])}
     colors = budget_colors(results["budget"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for budget, group in results.groupby("budget"):
-        group = group.sort_values("N")
         color = colors[float(budget)]
-        ax.plot(group["N"], group["loss"], "o", color=color, label=f"C = {budget:.2g} FLOPs")
+        ax.plot(group["N"], group["loss"], "o", color=color, ms=6, label=f"C = {budget:.2g} FLOPs")
+        lnN = np.log(group["N"].to_numpy(float))
+        if np.unique(lnN).size > iso.get("degree", 2):
+            poly = np.polynomial.Polynomial.fit(lnN, group["loss"].to_numpy(float), iso.get("degree", 2))
+            x = np.linspace(lnN.min() - 0.1, lnN.max() + 0.1, 200)
+            ax.plot(np.exp(x), poly(x), "-", color=color, alpha=0.8, lw=1.5)
         entry = per_budget.get(round(float(budget), 6))
-        if entry is None:
+        if not entry or entry.get("N_opt") is None:
             continue
-        if entry.get("coef"):
-            x = np.linspace(np.log10(group["N"].min()), np.log10(group["N"].max()), 100)
-            ax.plot(10**x, np.polyval(entry["coef"], x), "-", color=color, alpha=0.8)
-        if entry.get("N_opt") is not None:
-            interior = bool(entry.get("interior"))
-            ax.plot(entry["N_opt"], entry["loss_opt"], "*", ms=14, mec="black",
-                    color=color if interior else "none")
-            ci = (entry.get("ci") or {}).get("N_opt")
-            if interior and ci:
-                ax.hlines(entry["loss_opt"], ci[0], ci[1], color=color, lw=2, alpha=0.6)
+        interior = bool(entry.get("interior"))
+        ax.plot(entry["N_opt"], entry["loss_opt"], "*", ms=16, mec="black", color=color if interior else "none",
+                zorder=5)
+        ci = _interval(entry)
+        if interior and ci:
+            ax.hlines(entry["loss_opt"], *ci, color=color, lw=3, alpha=0.6, zorder=4)
+            ax.annotate(f"N* = {entry['N_opt']:.3g}", (entry["N_opt"], entry["loss_opt"]), fontsize=8,
+                        textcoords="offset points", xytext=(0, -16), ha="center", color=color)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters N")
-    ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("IsoFLOP curves (★ fitted minimum; hollow ★ = edge minimum, not used)")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("parameters N (non-embedding, count)")
+    ax.set_ylabel("held-out loss (loss_fn units; nats/token for cross-entropy)")
+    ax.set_title("IsoFLOP profiles: ★ fitted minimum with 95 % interval of N*; hollow ★ = edge minimum (not used)",
+                 fontsize=9)
+    ax.legend(fontsize=8, title="training budget", title_fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return save(fig, stem)
 
 
 def plot_optima(fit: dict, stem: str | Path) -> list[Path]:
-    """N* and D* against C on log–log axes, with the fitted power laws C^a and C^b."""
+    """N* and D* against C (log–log): per-budget optima with 95 % bars, the power laws, target budgets."""
     iso = fit["isoflop"]
     optima = pd.DataFrame(iso.get("per_budget", []))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, column, exponent, label in ((axes[0], "N_opt", iso.get("a"), "N*"), (axes[1], "D_opt", iso.get("b"), "D*")):
-        if optima.empty:
-            continue
-        interior = optima[optima["interior"].astype(bool) & optima[column].notna()]
-        edge = optima[~optima["interior"].astype(bool) & optima[column].notna()]
-        ax.plot(interior["C"], interior[column], "o", color="C0", label=f"{label} per budget")
-        if not edge.empty:
-            ax.plot(edge["C"], edge[column], "o", mfc="none", color="C3", label="edge minimum (excluded)")
-        if exponent is not None and len(interior) >= 2:
-            logc, logy = np.log(interior["C"]), np.log(interior[column])
-            intercept = float(np.mean(logy - exponent * logc))
-            c = np.geomspace(optima["C"].min() / 1.5, optima["C"].max() * 1.5, 50)
-            ax.plot(c, np.exp(intercept) * c**exponent, "-", color="C0", alpha=0.7,
-                    label=f"{label} ∝ C^{exponent:.3f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("compute C (FLOPs)")
-        ax.set_ylabel("parameters N*" if column == "N_opt" else "tokens D*")
+    targets = [p for p in fit.get("predictions", []) if p.get("isoflop_N") is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    panels = ((axes[0], "N", iso.get("a"), iso.get("N_coef"), "parameters N* (count)"),
+              (axes[1], "D", iso.get("b"), iso.get("D_coef"), "training tokens D* (count)"))
+    for ax, q, exponent, coef, ylabel in panels:
+        if not optima.empty:
+            found = optima[optima[f"{q}_opt"].notna()]
+            for interior, style in ((True, dict(fmt="o", color="C0", label=f"{q}* per budget (95 % bar)")),
+                                    (False, dict(fmt="o", mfc="none", color="C3", label="edge minimum (excluded)"))):
+                rows = found[found["interior"].astype(bool) == interior]
+                if rows.empty:
+                    continue
+                bars = [_interval(r) for r in rows.to_dict("records")]
+                value = rows[f"{q}_opt"].to_numpy(float)
+                lo = np.array([b[0] if b else n for b, n in zip(bars, rows["N_opt"])])
+                hi = np.array([b[1] if b else n for b, n in zip(bars, rows["N_opt"])])
+                if q == "D":  # D* = C / (k N*): the interval of N* inverted
+                    lo, hi = value * rows["N_opt"].to_numpy(float) / hi, value * rows["N_opt"].to_numpy(float) / lo
+                ax.errorbar(rows["C"], value, yerr=[value - lo, hi - value], capsize=3, zorder=4, **style)
+        c_all = list(optima["C"]) if not optima.empty else []
+        c_all += [p["C"] for p in fit.get("predictions", [])]
+        if exponent is not None and c_all:
+            c = np.geomspace(min(c_all) / 1.5, max(c_all) * 1.5, 50)
+            ax.plot(c, coef * c**exponent, "-", color="C0", alpha=0.7, label=f"{q}* ∝ C^{exponent:.3f}")
+        for p in targets:
+            ci = p["isoflop_ci"][q]
+            value = p[f"isoflop_{q}"]
+            yerr = None if not ci else [[value - ci[0]], [ci[1] - value]]
+            ax.errorbar([p["C"]], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5)
+            ax.annotate(f"{value:.3g}", (p["C"], value), textcoords="offset points", xytext=(7, -4), fontsize=8)
+            ax.axvline(p["C"], color="crimson", lw=0.6, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    fig.suptitle("Compute-optimal model size and tokens (IsoFLOP optima)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("Approach 2: compute-optimal size and tokens (★ target budgets, 95 % bootstrap interval)",
+                 fontsize=10)
     return save(fig, stem)

@@ -1,0 +1,101 @@
+"""The one-page summary of a sweep: the decision first, then the evidence and every warning.
+
+Snakemake's report shows HTML items inline but offers TSV files only as downloads, so the numbers
+a reader needs (recommendations, fitted laws with intervals, warnings, each run's outcome) are
+rendered here as one self-contained HTML page (inline CSS, no scripts, no external files) that the
+report embeds and that also opens on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from flops_fit.fitting.report import summary_rows
+from flops_fit.io import write_text, write_tsv
+from flops_fit.recommend import lines, read_recommendations
+
+#: columns of the runs table shown on the page (plan columns, then the run's outcome)
+RUN_COLUMNS = ["run_id", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
+               "status", "eval_loss", "wall_time_s", "reason"]
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+.decision { background: #eef6ee; border-left: 4px solid #2a7; padding: .4em .8em; margin: .3em 0; }
+.warning { background: #fff4e0; border-left: 4px solid #e90; padding: .3em .8em; margin: .3em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+"""
+
+
+def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
+    """The runs table with each run's outcome (status, held-out loss, wall time, reason) joined on."""
+    outcomes = []
+    for run_id in runs["run_id"]:
+        path = Path(runs_dir) / run_id / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.exists() else {"status": "missing"}
+        outcomes.append({key: metrics.get(key) for key in ("status", "eval_loss", "wall_time_s", "reason")})
+    return pd.concat([runs.reset_index(drop=True), pd.DataFrame(outcomes)], axis=1)
+
+
+#: the recommendation columns shown on the page (the TSV has them all)
+DECISION_COLUMNS = ["C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D", "batch_size", "steps",
+                    "loss", "loss_lo", "loss_hi"]
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """An HTML table with 4 significant digits and empty cells for missing values (not 'None')."""
+    return frame.astype(object).map(_cell).to_html(index=False, border=0)
+
+
+def _notes(items: list[str], css: str) -> str:
+    return "\n".join(f'<p class="{css}">{html.escape(item)}</p>' for item in items)
+
+
+def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame) -> str:
+    """The page's HTML: recommendations, warnings, fit summary (with intervals), runs."""
+    summary = pd.DataFrame(
+        [r for r in summary_rows(fit) if r[0] != "warning"],
+        columns=["section", "quantity", "value", "ci_lo / status", "ci_hi / reason"],
+    )
+    decisions = lines(recommendations) or ["no target_budgets configured: add some to get a recommendation"]
+    all_warnings = list(fit.get("warnings", []))
+    level = (fit.get("bootstrap") or {}).get("ci_level", 0.95)
+    resamples = (fit.get("bootstrap") or {}).get("resamples")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flops-fit summary</title><style>{STYLE}</style></head>
+<body>
+<h1>flops-fit: compute-optimal scaling laws ({fit.get("n_runs")} runs fitted)</h1>
+<h2>Recommendations</h2>
+{_notes(decisions, "decision")}
+{_table(recommendations[DECISION_COLUMNS]) if len(recommendations) else ""}
+<h2>Warnings ({len(all_warnings)})</h2>
+{_notes(all_warnings, "warning") or "<p>none</p>"}
+<h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>
+{_table(summary)}
+<h2>Runs</h2>
+{_table(outcomes[[c for c in RUN_COLUMNS if c in outcomes.columns]])}
+</body></html>
+"""
+
+
+def write_summary(
+    fit_json: str | Path, recommendations_tsv: str | Path, runs: pd.DataFrame, runs_dir: str | Path,
+    page_path: str | Path, runs_out: str | Path,
+) -> None:
+    """Write the summary page and the runs-with-outcomes table (both atomically)."""
+    fit = json.loads(Path(fit_json).read_text())
+    outcomes = run_outcomes(runs, runs_dir)
+    write_tsv(outcomes, runs_out)
+    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes), page_path)
