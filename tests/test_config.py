@@ -7,7 +7,7 @@ from flops_fit.config import load_config, prepare_config
 from flops_fit.errors import ConfigError
 
 MINIMAL = {
-    "model": {"class": "flops_fit.examples.gpt:GPT", "size_param": "d_model", "sizes": [16, 32, 64]},
+    "model": {"class": "flops_fit.examples.gpt:GPT", "size_param": "d_model", "sizes": [16, 32, 64, 128]},
     "dataset": {"target": "flops_fit.examples.markov:MarkovTokens"},
     "loss": {"target": "flops_fit.examples.gpt:next_token_loss"},
     "budgets": [1.0e10],
@@ -42,7 +42,7 @@ def test_defaults_are_filled_at_every_level():
     [
         ({"budgets": []}, "budgets"),
         ({"sweep": {"flops_per_token": "7N"}}, "sweep.flops_per_token"),
-        ({"model": {"class": "x:Y", "size_param": "d", "sizes": [1, 2]}}, "model.sizes"),
+        ({"model": {"class": "x:Y", "size_param": "d", "sizes": [1, 2, 3]}}, "model.sizes"),
         ({"trainig": {}}, "(top level)"),
     ],
 )

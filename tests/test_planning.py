@@ -41,18 +41,18 @@ def test_lr_rule_and_warmup_cap():
 
 def _config(**sweep):
     return prepare_config({
-        "model": {"class": "m:M", "size_param": "width", "sizes": [8, 16, 32, 64]},
+        "model": {"class": "m:M", "size_param": "width", "sizes": [8, 16, 32, 64, 128]},
         "dataset": {"target": "d:D"}, "loss": {"target": "l:L"},
-        "budgets": [1e9, 1e10], "sweep": {"sizes_per_budget": 3, **sweep},
+        "budgets": [1e9, 1e10], "sweep": {"sizes_per_budget": 4, **sweep},
     })
 
 
-SIZES = {s: SizeInfo(params=50 * s * s, params_total=60 * s * s, flops_per_token=6 * 50 * s * s) for s in (8, 16, 32, 64)}
+SIZES = {s: SizeInfo(params=50 * s * s, params_total=60 * s * s, flops_per_token=6 * 50 * s * s) for s in (8, 16, 32, 64, 128)}
 
 
 def test_plan_rows_hit_their_budgets_and_record_conventions():
     table, warnings = plan_sweep(_config(steps=100), SIZES, tokens_per_sample=16)
-    assert len(table) == 6 and not [w for w in warnings if "off the budget" in w]
+    assert len(table) == 8 and not [w for w in warnings if "off the budget" in w]
     assert ((table.achieved_flops / table.planned_flops - 1).abs() <= 0.01).all()
     assert (table.tokens == table.steps * table.batch_size * table.tokens_per_sample).all()
     assert (table.achieved_flops == table.tokens * table.flops_per_token).all()
@@ -73,11 +73,11 @@ def test_growing_the_config_keeps_existing_ids_and_rows():
 
 
 def test_explicit_budget_sizes_and_fixed_batch():
-    table, _ = plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 64]}]), SIZES, 16, fixed_batch=4)
-    assert list(table[table.budget == 1e9]["size"]) == [8, 16, 64]
+    table, _ = plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 64, 128]}]), SIZES, 16, fixed_batch=4)
+    assert list(table[table.budget == 1e9]["size"]) == [8, 16, 64, 128]
     assert set(table.batch_size) == {4}
     with pytest.raises(ValueError, match="not in model.sizes"):
-        plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 100]}]), SIZES, 16)
+        plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 32, 100]}]), SIZES, 16)
 
 
 def test_run_ids_are_stable_and_path_safe():
