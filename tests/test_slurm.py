@@ -1,0 +1,236 @@
+"""SLURM execution through ``profiles/slurm``, tested on a real single-node cluster.
+
+The ``slurm``-marked tests bring the cluster up with ``.ci/slurm/up.sh`` (munge, MariaDB, slurmdbd,
+slurmctld, slurmd, two fake GPUs; idempotent, seconds when it is already up) and drive Snakemake
+with the official ``snakemake-executor-plugin-slurm``: jobs really go through ``sbatch`` and their
+states are read back from ``sacct``. They skip only where they cannot run at all (not root, or
+neither SLURM nor apt-get to install it); in CI (root, Debian) they must run: ``pytest -m slurm``.
+The unmarked tests check the profiles without a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_PROFILE = REPO / "profiles" / "slurm"
+WORKFLOW_PROFILE = REPO / "workflow" / "profiles" / "default"
+#: CI-only overrides of the shipped profile: poll sooner and do not wait for a network filesystem
+FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "5", "--latency-wait", "5"]
+SNAKEMAKE_TIMEOUT_S = 540
+#: keys a workflow profile must not set: they would replace the cluster profile's wholesale
+RESOURCE_KEYS = {"default-resources", "set-resources", "set-threads", "resources"}
+
+
+def _profile(path: Path) -> dict:
+    return yaml.safe_load((path / "config.yaml").read_text()) or {}
+
+
+# ------------------------------------------------------------------------------- without a cluster
+
+
+def test_default_workflow_profile_leaves_cluster_settings_to_the_slurm_profile() -> None:
+    """A workflow profile overrides a ``--profile`` per top-level key (Snakemake replaces, not merges)."""
+    slurm = _profile(SLURM_PROFILE)
+    default = _profile(WORKFLOW_PROFILE) if (WORKFLOW_PROFILE / "config.yaml").exists() else {}
+    assert not RESOURCE_KEYS & default.keys(), (
+        f"{WORKFLOW_PROFILE}/config.yaml sets {sorted(RESOURCE_KEYS & default.keys())}: that would replace "
+        "profiles/slurm's resources on a cluster; move them into profiles/slurm or a local-only profile"
+    )
+    clashes = {k: (default[k], slurm[k]) for k in default.keys() & slurm.keys() if default[k] != slurm[k]}
+    assert not clashes, f"workflow profile overrides profiles/slurm (workflow, slurm): {clashes}"
+
+
+def test_slurm_profile_parses_and_its_resources_reach_the_jobs(tmp_path: Path) -> None:
+    """Every key is an option of Snakemake + the plugin, and no workflow profile overrides the resources."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install snakemake-executor-plugin-slurm")
+    slurm = _profile(SLURM_PROFILE)
+    assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    proc = _snakemake(tmp_path, "--profile", str(SLURM_PROFILE), "--dry-run", timeout_s=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    expected = slurm["default-resources"]
+    validate = proc.stdout[proc.stdout.index("rule validate:") :]
+    resources = validate[validate.index("resources:") :].splitlines()[0]
+    for key in ("mem_mb", "runtime"):
+        assert f"{key}={expected[key]}" in resources, f"profiles/slurm's {key} lost: {resources}"
+
+
+# ------------------------------------------------------------------------------- on a real cluster
+
+
+def _snakemake(workdir: Path, *args: str, snakefile: Path | None = None, timeout_s: int) -> subprocess.CompletedProcess:
+    """Snakemake as users run it (the CLI reads profiles; the Python API does not), bounded in time."""
+    cmd = [
+        "timeout", "-k", "10", str(timeout_s),
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(snakefile or REPO / "workflow" / "Snakefile"),
+        "--directory", str(workdir),
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _cluster_is_up() -> bool:
+    try:
+        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=10).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running local cluster with 2 fake GPUs; stopped again afterwards if this fixture started it."""
+    if os.geteuid() != 0:
+        pytest.skip("SLURM tests need root: .ci/slurm/up.sh starts munge, MariaDB and the SLURM daemons")
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        pytest.skip("SLURM tests need SLURM installed, or apt-get to install it (Debian/Ubuntu)")
+    if not shutil.which("slurmd") and not shutil.which("apt-get"):
+        pytest.skip("SLURM tests need slurmd installed, or apt-get to install it (Debian/Ubuntu)")
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install snakemake-executor-plugin-slurm")
+    was_up = _cluster_is_up()
+    env = {**os.environ, "FAKE_GPUS": "2"}
+    up = subprocess.run(
+        ["timeout", "-k", "10", "900", str(REPO / ".ci" / "slurm" / "up.sh")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert up.returncode == 0, f".ci/slurm/up.sh failed (exit {up.returncode}):\n{up.stdout[-4000:]}"
+    yield
+    if not was_up:
+        subprocess.run(["timeout", "-k", "5", "120", str(REPO / ".ci" / "slurm" / "down.sh")], check=False)
+
+
+def _submitted_jobs(log: str) -> pd.DataFrame:
+    """sacct rows (one per job allocation) of the jobs that one Snakemake run submitted.
+
+    The plugin names every job of a run after the run's UUID and puts the rule (and wildcards) into
+    the job comment, e.g. ``rule_train_wildcards_C1e10_d_model16``.
+    """
+    names = {line.split("--job-name ", 1)[1].split()[0] for line in log.splitlines() if "sbatch call:" in line}
+    assert len(names) == 1, f"expected the jobs of one Snakemake run, found job names {names}"
+    since = (datetime.datetime.now() - datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S")
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "--name", names.pop(),
+         "-o", "JobID,State,Comment,ReqTRES,ExitCode"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    rows = [line.split("|") for line in out.splitlines() if line]
+    table = pd.DataFrame(rows, columns=["job_id", "state", "comment", "req_tres", "exit_code"])
+    return table.astype({"job_id": int}).sort_values("job_id", ignore_index=True)
+
+
+@pytest.mark.slurm
+def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, tmp_path: Path) -> None:
+    """The .test sweep via sbatch gives the local run's plan and losses; GPU requests reach SLURM."""
+    local, cluster = tmp_path / "local", tmp_path / "slurm"
+    for workdir in (local, cluster):
+        shutil.copytree(REPO / ".test" / "config", workdir / "config")
+    proc = _snakemake(local, "--cores", "2", timeout_s=SNAKEMAKE_TIMEOUT_S)
+    assert proc.returncode == 0, f"local run failed:\n{proc.stdout[-4000:]}"
+    proc = _snakemake(
+        cluster, "--profile", str(SLURM_PROFILE), *FAST_POLLING, "--verbose",
+        # what a GPU cluster's train jobs ask for; the fake GPUs are /dev/null, training stays on CPU
+        "--set-resources", "train:gpu=1",
+        timeout_s=SNAKEMAKE_TIMEOUT_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"SLURM run failed:\n{proc.stdout[-6000:]}"
+
+    runs = pd.read_csv(local / "results/plan/runs.tsv", sep="\t")
+    pd.testing.assert_frame_equal(pd.read_csv(cluster / "results/plan/runs.tsv", sep="\t"), runs)
+    jobs = _submitted_jobs(proc.stdout)
+    expected = {f"rule_train_wildcards_{run_id}" for run_id in runs["run_id"]}
+    assert set(jobs["comment"]) == expected, f"only train jobs, one per run, go to SLURM:\n{jobs}"
+    assert (jobs["state"] == "COMPLETED").all(), jobs
+    assert jobs["req_tres"].str.contains("gres/gpu=1").all(), f"train:gpu=1 must request one GPU:\n{jobs}"
+    assert "--gpus=1" in proc.stdout
+
+    for run_id in runs["run_id"]:
+        here, there = (json.loads((d / f"results/runs/{run_id}/metrics.json").read_text()) for d in (local, cluster))
+        assert there["status"] == here["status"] == "ok", run_id
+        assert there["eval_loss"] == pytest.approx(here["eval_loss"], rel=1e-5), run_id
+        assert there["tokens"] == here["tokens"], run_id
+    fit_local, fit_cluster = (pd.read_csv(d / "results/fit/runs_results.tsv", sep="\t") for d in (local, cluster))
+    pd.testing.assert_frame_equal(fit_cluster, fit_local, rtol=1e-5)
+
+
+#: rules whose sbatch flags and retries are checked without the cost of training
+PROBE_SNAKEFILE = """
+rule all:
+    input: "out/gpu.txt", "out/gpu_model.txt", "out/gres.txt", "out/flaky.txt", "out/broken.txt",
+           expand("out/tiny_{i}.txt", i=range(4))
+
+rule gpu:
+    output: "out/gpu.txt"
+    resources: gpu=1
+    shell: "echo $CUDA_VISIBLE_DEVICES > {output}"
+
+rule gpu_model:
+    output: "out/gpu_model.txt"
+    resources: gpu=1, gpu_model="a100"
+    shell: "echo $CUDA_VISIBLE_DEVICES > {output}"
+
+rule gres:
+    output: "out/gres.txt"
+    resources: gres="gpu:a100:1"
+    shell: "echo $CUDA_VISIBLE_DEVICES > {output}"
+
+rule flaky:  # fails its first attempt only, like a node failure
+    output: "out/flaky.txt"
+    shell: "if [ -e flaky.attempted ]; then echo ok > {output}; else touch flaky.attempted; exit 3; fi"
+
+rule broken:
+    output: "out/broken.txt"
+    shell: "exit 4"
+
+rule tiny:
+    output: "out/tiny_{i}.txt"
+    shell: "echo {wildcards.i} > {output}"
+"""
+
+
+@pytest.mark.slurm
+def test_gpu_flags_grouping_failures_and_retries(slurm_cluster, tmp_path: Path) -> None:
+    """GPU resources become --gpus/--gres on fake GRES; failed jobs are reported and retried."""
+    (tmp_path / "Snakefile").write_text(PROBE_SNAKEFILE)
+    proc = _snakemake(
+        tmp_path, "--profile", str(SLURM_PROFILE), *FAST_POLLING, "--verbose",
+        # batch the 4 tiny jobs into one submission; the memory limit makes them run one after another
+        "--groups", "tiny=tinies", "--group-components", "tinies=4", "--resources", "mem_mb=4000",
+        snakefile=tmp_path / "Snakefile", timeout_s=SNAKEMAKE_TIMEOUT_S,
+    )  # fmt: skip
+    log = proc.stdout
+    assert proc.returncode == 1, f"the always-failing rule must fail the run:\n{log[-4000:]}"
+    jobs = _submitted_jobs(log)
+    by_rule = {c: g for c, g in jobs.groupby("comment")}
+
+    for rule, flag in [("gpu", "--gpus=1"), ("gpu_model", "--gpus=a100:1"), ("gres", "--gres=gpu:a100:1")]:
+        submit = next(line for line in log.splitlines() if f"--comment rule_{rule} " in line)
+        assert flag in submit, submit
+        assert list(by_rule[f"rule_{rule}"]["state"]) == ["COMPLETED"], jobs
+        assert "gres/gpu=1" in by_rule[f"rule_{rule}"]["req_tres"].iloc[0], jobs
+        # SLURM bound one of the node's (fake) GPUs to the job
+        assert (tmp_path / f"out/{rule}.txt").read_text().strip() in {"0", "1"}
+
+    retries = _profile(SLURM_PROFILE)["retries"]
+    assert list(by_rule["rule_flaky"]["state"]) == ["FAILED", "COMPLETED"], jobs
+    assert (tmp_path / "out/flaky.txt").read_text().strip() == "ok"
+    assert list(by_rule["rule_broken"]["state"]) == ["FAILED"] * (1 + retries), jobs
+    assert "Error in rule broken" in log and "SLURM status is: 'FAILED'" in log
+
+    # four tiny jobs, one submission, in series: one job's memory, four jobs' runtime
+    tiny = [c for c in by_rule if "tinies" in c]
+    assert len(tiny) == 1 and list(by_rule[tiny[0]]["state"]) == ["COMPLETED"], jobs
+    runtime = _profile(SLURM_PROFILE)["default-resources"]["runtime"]
+    submit = next(line for line in log.splitlines() if f"--comment {tiny[0]} " in line)
+    assert f" -t {4 * runtime} --mem 4000 " in submit, submit
+    assert all((tmp_path / f"out/tiny_{i}.txt").exists() for i in range(4))
