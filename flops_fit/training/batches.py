@@ -6,6 +6,11 @@
 * A ``DataLoader`` (passed through) or an ``IterableDataset`` (batched ``batch_size`` samples at a
   time) is re-iterated when it runs out; resuming replays and discards the K batches before the
   position, which is exact for any data that is deterministic given the seed.
+
+With several training processes every rank walks the same global stream (same seed, same position)
+and gets its own slice of each batch (:meth:`Ranks.bounds`). A map-style dataset's rank reads only its
+own samples; a DataLoader or IterableDataset cannot be indexed, so every rank reads each whole batch
+and keeps its slice (exact and resumable, at the cost of reading the data once per process).
 """
 
 from __future__ import annotations
@@ -16,41 +21,59 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from flops_fit.training.distributed import Ranks
+
 
 class _EpochBatchSampler(Sampler[list[int]]):
-    """Shuffled full batches of indices from batch ``start`` on, epoch after epoch."""
+    """Shuffled full batches of indices from batch ``start`` on, epoch after epoch; this rank's slice of each."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, ranks: Ranks) -> None:
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
         self.per_epoch = n // batch_size
+        self.lo, self.hi = ranks.bounds(batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, offset = divmod(self.start, self.per_epoch)
         while True:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
             for b in range(offset, self.per_epoch):
-                yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+                yield order[b * self.batch_size + self.lo : b * self.batch_size + self.hi].tolist()
             epoch, offset = epoch + 1, 0
 
 
 class BatchStream:
-    """Iterator over ``(inputs, targets, ...)`` batches; ``position`` counts the batches handed out."""
+    """Iterator over this rank's part of ``(inputs, targets, ...)`` batches.
+
+    ``position`` counts the global batches handed out (the same on every rank). ``whole_tokens`` is
+    the target count of the last whole batch when the ranks read whole batches (DataLoader or
+    IterableDataset), else None: a map-style dataset's batches are exactly ``batch_size`` samples.
+    """
 
     def __init__(
-        self, data: Any, *, batch_size: int, seed: int, num_workers: int = 0, pin_memory: bool = False, start: int = 0
+        self,
+        data: Any,
+        *,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        start: int = 0,
+        ranks: Ranks = Ranks(),
     ) -> None:
         self.position = start
+        self.ranks = ranks
+        self.whole_tokens: int | None = None
         workers = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
         if isinstance(data, DataLoader):
-            self._loader, skip = data, start
+            self._loader, skip, self._whole = data, start, True
         elif isinstance(data, IterableDataset):
-            self._loader, skip = DataLoader(data, batch_size=batch_size, **workers), start
+            self._loader, skip, self._whole = DataLoader(data, batch_size=batch_size, **workers), start, True
         elif isinstance(data, Dataset):
             n = len(data)  # type: ignore[arg-type]
             if n < batch_size:
                 raise ValueError(f"the dataset has {n} samples, fewer than one batch of {batch_size}")
-            sampler = _EpochBatchSampler(n, batch_size, seed, start)
-            self._loader, skip = DataLoader(data, batch_sampler=sampler, **workers), 0
+            sampler = _EpochBatchSampler(n, batch_size, seed, start, ranks)
+            self._loader, skip, self._whole = DataLoader(data, batch_sampler=sampler, **workers), 0, False
         else:
             raise TypeError(f"training data must be a torch Dataset or DataLoader, not {type(data).__name__}")
         self._it = iter(self._loader)
@@ -75,4 +98,7 @@ class BatchStream:
         if not isinstance(batch, (list, tuple)) or len(batch) < 2:
             raise TypeError("a training batch must be (inputs, targets); got " + type(batch).__name__)
         self.position += 1
+        if self._whole:
+            self.whole_tokens = batch[1].numel()
+            return self.ranks.shard(batch)
         return batch

@@ -18,7 +18,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG a training step may draw from, as weights_only-loadable values."""
+    """Every RNG a training step may draw from, as weights_only-loadable values.
+
+    Only the current CUDA device's generator: it is the one this process trains on (with several
+    processes, each has its own GPU), and asking for all devices would create a context on each.
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -26,7 +30,7 @@ def rng_state() -> dict[str, Any]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -36,7 +40,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def _tuples(value: Any) -> Any:
@@ -63,7 +67,10 @@ def load_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
 
 
 def remove_checkpoint(checkpoint_dir: Path) -> None:
+    """Delete the checkpoint and the temp files of writes that a kill interrupted, then the empty directory."""
     (checkpoint_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+    for partial in checkpoint_dir.glob(Path(CHECKPOINT_NAME).stem + ".tmp*"):
+        partial.unlink(missing_ok=True)
     try:
         checkpoint_dir.rmdir()  # only if empty: the directory may be shared or hold user files
     except OSError:

@@ -2,7 +2,8 @@
 
 Building the user's model, data and loss from the validated config is the pipeline's job
 (:func:`flops_fit.pipeline.build_training_job`); this module only adds the process concerns:
-arguments, logging to a file, and the exit status.
+arguments, logging to a file, and the exit status. Under ``torchrun`` (several processes per run)
+rank 0 alone writes the log file; the other ranks print only warnings and errors.
 """
 
 from __future__ import annotations
@@ -20,19 +21,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint-dir", type=Path, help="resumable checkpoints; not a workflow output (default results/checkpoints/RUN_ID)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--log", type=Path, default=None, help="also write the progress log to this file")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch CPU threads of the whole job, shared by its processes under torchrun (default: torch's choice)",
+    )
+    # not "--log": torchrun reads abbreviated options anywhere on its command line, and --log is
+    # ambiguous there (--log-dir, --logs-specs), so `torchrun -m flops_fit train --log F` fails
+    parser.add_argument("--log-file", type=Path, default=None, help="also write the progress log here (rank 0)")
 
 
 def main(args: argparse.Namespace) -> int:
     from flops_fit.logs import setup
     from flops_fit.pipeline import build_training_job
     from flops_fit.training import run_training
+    from flops_fit.training.distributed import launched
 
-    setup(args.log)
+    ranks = launched()
+    setup(args.log_file if ranks.is_main else None).setLevel(logging.INFO if ranks.is_main else logging.WARNING)
     log = logging.getLogger("flops_fit.training")
     job = build_training_job(args.config, args.runs, args.run_id)
-    settings = {**job["settings"], "threads": args.threads}
+    threads = max(1, args.threads // ranks.world_size) if args.threads else None
+    settings = {**job["settings"], "threads": threads}
     metrics = run_training(
         job["run"],
         model=job["model"],

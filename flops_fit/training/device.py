@@ -32,13 +32,17 @@ class DeviceSetup:
         return tree_map(lambda t: t.to(self.device, non_blocking=True) if isinstance(t, torch.Tensor) else t, obj)
 
 
-def setup_device(device: str = "auto", precision: str = "auto", threads: int | None = None) -> DeviceSetup:
+def setup_device(
+    device: str = "auto", precision: str = "auto", threads: int | None = None, local_rank: int | None = None
+) -> DeviceSetup:
     """Resolve the ``training.device``/``precision`` settings and configure torch for them.
 
     ``auto`` picks CUDA when present. On CUDA, TF32 matmuls are enabled (fp32 accuracy is not needed for
     the matmuls of a scaling sweep and TF32 is up to 8x faster). ``precision: auto`` means bf16
     autocast where the GPU supports it, else fp32; on CPU ``auto`` is fp32 because bf16 autocast was
     measured slower there. ``threads`` sets torch's intra-op threads (the rule's ``threads``).
+    ``local_rank`` (one of several processes on a node) selects and makes current CUDA device
+    ``local_rank``; None keeps the current device.
     """
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"training.device must be auto, cpu or cuda, not {device!r}")
@@ -51,6 +55,13 @@ def setup_device(device: str = "auto", precision: str = "auto", threads: int | N
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         torch.set_float32_matmul_precision("high")  # TF32 matmuls
+        if local_rank is not None:
+            if local_rank >= torch.cuda.device_count():
+                raise RuntimeError(
+                    f"training process {local_rank} of this node has no GPU: torch sees "
+                    f"{torch.cuda.device_count()}; lower training.processes_per_run to the GPUs per node"
+                )
+            torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", torch.cuda.current_device())
         bf16_ok = torch.cuda.is_bf16_supported()
         if precision == "bf16" and not bf16_ok:

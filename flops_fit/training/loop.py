@@ -4,10 +4,14 @@ One optimizer step consumes ``batch_size × tokens_per_sample`` tokens (``target
 A map-style dataset gives exactly that in one batch; a DataLoader or IterableDataset whose batches
 are smaller is accumulated micro-batch by micro-batch until the run's cumulative token count is
 reached, so the run trains by token count and overshoots by less than one micro-batch in total.
+
+Under ``torchrun`` the run is split over several processes (``distributed``): every global batch is
+shared among the ranks, the budget and the losses are global, and rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -24,6 +28,7 @@ from flops_fit.io import write_json, write_text
 from flops_fit.training.batches import BatchStream
 from flops_fit.training.checkpoint import load_checkpoint, remove_checkpoint, rng_state, save_checkpoint, set_rng_state
 from flops_fit.training.device import DeviceSetup, setup_device
+from flops_fit.training.distributed import Ranks, local_rank, process_group
 from flops_fit.training.divergence import DivergenceMonitor
 from flops_fit.training.evaluation import evaluate
 from flops_fit.training.schedule import lr_at
@@ -85,13 +90,18 @@ class _Trainer:
         loss_fn: Callable,
         settings: dict,
         setup: DeviceSetup,
+        ranks: Ranks,
         log: logging.Logger,
     ) -> None:
         self.run, self.loss_fn, self.settings, self.setup, self.log = run, loss_fn, settings, setup, log
+        self.ranks = ranks
         self.steps = int(run["steps"])
         self.step_tokens = int(run["batch_size"]) * int(run["tokens_per_sample"])
+        lo, hi = ranks.bounds(int(run["batch_size"]))
+        self.rank_tokens = (hi - lo) * int(run["tokens_per_sample"])  #: this rank's share of a map-style batch
         self.model = model.to(setup.device).train()
-        self.forward = torch.compile(self.model) if settings["compile"] else self.model
+        self.ddp = ranks.wrap(self.model, setup.device)  # the model itself for one process
+        self.forward = torch.compile(self.ddp) if settings["compile"] else self.ddp
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.model, float(run["lr"]), settings["optimizer"], fused=setup.is_cuda)
         self.monitor = DivergenceMonitor(
@@ -141,7 +151,13 @@ class _Trainer:
 
     # -- steps ----------------------------------------------------------------------------------------
     def train_step(self, stream: BatchStream, exact_batches: bool) -> None:
-        """One optimizer step on the next ``step_tokens`` tokens (micro-batches accumulated if needed)."""
+        """One optimizer step on the next ``step_tokens`` tokens (micro-batches accumulated if needed).
+
+        A micro-batch's loss is a mean over its targets; this rank back-propagates its slice's mean
+        loss x (slice tokens x world size / step tokens). DDP averages gradients over the ranks, so the
+        step's gradient is that of the token-mean loss of the whole global batch, however it was cut
+        into micro-batches and slices (the slices may differ by a sample).
+        """
         lr = lr_at(self.step, **self.lr_kwargs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -150,18 +166,16 @@ class _Trainer:
         while self.tokens < target:
             batch = next(stream)
             inputs, targets = self.setup.move(batch[0]), self.setup.move(batch[1])
-            n = targets.numel()
-            if n > self.step_tokens or (exact_batches and n != self.step_tokens):
-                raise ValueError(
-                    f"a training batch has {n} targets but the run plans {self.step_tokens} tokens per step "
-                    f"(batch_size={self.run['batch_size']} x tokens_per_sample={self.run['tokens_per_sample']}); "
-                    "make dataset.tokens_per_sample match targets.numel() per sample, and give a DataLoader "
-                    "a batch size that divides the planned batch"
-                )
-            with self.setup.autocast():
-                loss = self.loss_fn(self.forward(inputs), targets)
-            (loss if n == self.step_tokens else loss * (n / self.step_tokens)).backward()
-            weighted = loss.detach() * n if weighted is None else weighted + loss.detach() * n
+            n_rank = targets.numel()
+            n = self._global_tokens(n_rank, stream.whole_tokens, exact_batches)
+            # gradients are reduced over ranks once per step, on its last micro-batch
+            sync = self.tokens + n >= target or not self.ranks.distributed
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                with self.setup.autocast():
+                    loss = self.loss_fn(self.forward(inputs), targets)
+                share = n_rank * self.ranks.world_size
+                (loss if share == self.step_tokens else loss * (share / self.step_tokens)).backward()
+            weighted = loss.detach() * n_rank if weighted is None else weighted + loss.detach() * n_rank
             step_tokens += n
             self.tokens += n
         if self.settings["grad_clip"] > 0:
@@ -169,8 +183,27 @@ class _Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.curve.append([self.step, self.tokens, lr, (weighted / step_tokens).float(), None])
+        step_loss = self.ranks.sum_(weighted.float()) / step_tokens  # the same value on every rank
+        self.curve.append([self.step, self.tokens, lr, step_loss, None])
         self.pending.append(len(self.curve) - 1)
+
+    def _global_tokens(self, n_rank: int, whole_tokens: int | None, exact_batches: bool) -> int:
+        """Tokens of the whole micro-batch of which this rank holds ``n_rank``; refuses batches off the plan."""
+        if exact_batches:  # map-style: this rank holds its slice of exactly batch_size samples
+            if n_rank == self.rank_tokens:
+                return self.step_tokens
+            n, planned = n_rank, self.rank_tokens
+        else:  # every rank read the whole micro-batch
+            if int(whole_tokens) <= self.step_tokens:
+                return int(whole_tokens)
+            n, planned = int(whole_tokens), self.step_tokens
+        share = f" (this process's share of {self.ranks.world_size})" if planned != self.step_tokens else ""
+        raise ValueError(
+            f"a training batch has {n} targets but the run plans {planned} tokens per step{share} "
+            f"(batch_size={self.run['batch_size']} x tokens_per_sample={self.run['tokens_per_sample']}); "
+            "make dataset.tokens_per_sample match targets.numel() per sample, and give a DataLoader "
+            "a batch size that divides the planned batch"
+        )
 
     def flush(self) -> None:
         """Bring pending losses to the host (one sync) and check them for divergence."""
@@ -184,7 +217,7 @@ class _Trainer:
         self.pending = []
 
     def evaluate(self, eval_data: Sequence[Any]) -> float:
-        loss = evaluate(self.model, eval_data, self.loss_fn, self.setup)
+        loss = evaluate(self.model, eval_data, self.loss_fn, self.setup, self.ranks)
         self.curve[-1][4] = loss
         return loss
 
@@ -215,36 +248,34 @@ def run_training(
     every ``settings['checkpoint']`` steps/minutes, and deletes it once the metrics are written
     (unless ``keep``). A diverged run stops early with ``status: "diverged"`` and its reason. The
     caller seeds and builds the model; this function seeds the training RNGs with ``run['seed']``.
+
+    Started by ``torchrun`` with several processes, it joins their process group and trains the
+    run with DDP (``flops_fit.training.distributed``): every rank returns the same metrics, and rank 0
+    alone writes the files and the checkpoints, which every rank loads on a resume.
     """
     wall_start = time.monotonic()
     log = log or logging.getLogger("flops_fit.training")
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup = setup_device(settings["device"], settings["precision"], settings.get("threads"))
+    setup = setup_device(settings["device"], settings["precision"], settings.get("threads"), local_rank())
     seed = int(run["seed"])
-    _seed_everything(seed)
-    trainer = _Trainer(run, model, loss_fn, settings, setup, log)
-
-    state, resumed_from = load_checkpoint(checkpoint_dir), None
-    if state is not None and state["fingerprint"] != trainer.fingerprint():
-        log.warning("ignoring the checkpoint in %s: it belongs to a different plan of this run", checkpoint_dir)
-        state = None
-    if state is not None:
-        trainer.load_state_dict(state)
-        resumed_from = trainer.step
-        log.info("resumed from step %d", resumed_from)
-    exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
-    stream = BatchStream(
-        train_data,
-        batch_size=int(run["batch_size"]),
-        seed=seed,
-        num_workers=int(settings["num_workers"]),
-        pin_memory=setup.is_cuda,
-        start=int(state["position"]) if state else 0,
-    )
-    if state is not None:
-        set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
-    status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start)
+    _seed_everything(seed)  # the same on every rank: one model, one data order
+    with process_group(setup.is_cuda) as ranks:
+        trainer = _Trainer(run, model, loss_fn, settings, setup, ranks, log)
+        state = _resume(trainer, checkpoint_dir)
+        resumed_from = trainer.step if state else None
+        exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
+        stream = BatchStream(
+            train_data,
+            batch_size=int(run["batch_size"]),
+            seed=seed,
+            num_workers=int(settings["num_workers"]),
+            pin_memory=setup.is_cuda,
+            start=int(state["position"]) if state else 0,
+            ranks=ranks,
+        )
+        if state is not None:
+            set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
+        status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start)
 
     timers = trainer.timers
     wall = timers["wall"] + time.monotonic() - wall_start
@@ -277,7 +308,11 @@ def run_training(
         "eval_time_s": round(timers["eval"], 3),
         "compile_time_s": round(timers["compile"], 3) if settings["compile"] else None,
         "checkpoint_time_s": round(timers["checkpoint"], 3),
+        "processes": ranks.world_size,
     }
+    if not ranks.is_main:
+        return metrics
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_text(_curve_tsv(trainer.curve), out_dir / "curve.tsv")
     write_json(metrics, out_dir / "metrics.json")
     if not settings["checkpoint"]["keep"]:
@@ -287,6 +322,21 @@ def run_training(
         metrics["run_id"], status, eval_loss, trainer.tokens, timers["train"], metrics["tokens_per_s"],
     )
     return metrics
+
+
+def _resume(trainer: _Trainer, checkpoint_dir: Path) -> dict[str, Any] | None:
+    """Load this run's checkpoint into ``trainer`` (every rank reads the one rank 0 wrote); its state or None."""
+    state = load_checkpoint(checkpoint_dir)
+    if state is None:
+        return None
+    if state["fingerprint"] != trainer.fingerprint():
+        if trainer.ranks.is_main:
+            trainer.log.warning("ignoring the checkpoint in %s: it belongs to a different plan of this run", checkpoint_dir)
+        return None
+    trainer.load_state_dict(state)
+    if trainer.ranks.is_main:
+        trainer.log.info("resumed from step %d", trainer.step)
+    return state
 
 
 def _train(
@@ -319,7 +369,8 @@ def _train(
         timers[key] += now - section
         section = now
 
-    while trainer.step < steps and trainer.reason is None:
+    main, stop = trainer.ranks.is_main, False
+    while trainer.step < steps and not stop:
         trainer.train_step(stream, exact_batches)
         step = trainer.step
         if first_step_compiles:
@@ -327,14 +378,17 @@ def _train(
             first_step_compiles = False
         if step % sync_every == 0 or step in evals or step == steps:
             trainer.flush()
-        if trainer.reason is not None:
+            # decided only at these steps, the same on every rank (rank 0's log and checkpoint flushes
+            # can see a divergence sooner; stopping then would leave the other ranks waiting)
+            stop = trainer.reason is not None
+        if stop:
             break
         if step in evals:
             lap("train")
             eval_loss = trainer.evaluate(eval_data)
             lap("eval")
         now = time.monotonic()
-        if step % log_every == 0 or step == start_step + 1 or now - last_log > _LOG_EVERY_S:
+        if main and (step % log_every == 0 or step == start_step + 1 or now - last_log > _LOG_EVERY_S):
             trainer.flush()
             lap("train")
             done = step - start_step
@@ -347,7 +401,7 @@ def _train(
             )
             last_log = now
         due = (every_steps > 0 and step % every_steps == 0) or (every_s > 0 and now - last_ckpt >= every_s)
-        if due and step < steps:
+        if due and step < steps and main:
             lap("train")
             save_checkpoint(checkpoint_dir, trainer.state_dict(stream.position, time.monotonic() - wall_start))
             lap("checkpoint")
@@ -357,6 +411,7 @@ def _train(
     if trainer.reason is None and eval_loss is not None and not math.isfinite(eval_loss):
         trainer.reason = f"non-finite eval loss ({eval_loss}) at step {trainer.step}"
     if trainer.reason is not None:
-        log.warning("run %s diverged: %s", trainer.run["run_id"], trainer.reason)
+        if main:
+            log.warning("run %s diverged: %s", trainer.run["run_id"], trainer.reason)
         return "diverged", None
     return "ok", eval_loss

@@ -1,0 +1,111 @@
+"""Several processes per run (``torchrun`` + DistributedDataParallel): who this process is, and its share.
+
+``torchrun`` starts the processes and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous
+variables; :func:`process_group` joins that group (NCCL on CUDA, gloo on CPU). The run's numbers do
+not depend on the process count:
+
+* the global batch stays the plan's ``batch_size``: every rank takes a contiguous slice of every
+  global batch (:meth:`Ranks.bounds`); when the batch does not divide by the process count the slices
+  differ by one sample, and each rank weights its loss by its share of the step's tokens, so the
+  averaged gradient is exactly the gradient of the global token-mean loss;
+* the token budget is counted globally, identically on every rank;
+* losses are summed over ranks, so every rank takes the same divergence and stop decisions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils._pytree import tree_map
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the run: rank ``rank`` of ``world_size`` (one process: 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes metrics, curve, checkpoints and progress logs."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def bounds(self, samples: int) -> tuple[int, int]:
+        """This rank's ``[lo, hi)`` of ``samples``: contiguous, disjoint, covering, sizes within one.
+
+        Refuses a batch with fewer samples than processes: a rank without data would have nothing to
+        back-propagate and DDP needs every rank in every gradient reduction.
+        """
+        if samples < self.world_size:
+            raise ValueError(
+                f"a batch of {samples} samples cannot give each of the {self.world_size} training processes "
+                "a sample; lower training.processes_per_run or raise the batch size (a DataLoader's "
+                "batch_size, or sweep batch settings)"
+            )
+        return samples * self.rank // self.world_size, samples * (self.rank + 1) // self.world_size
+
+    def shard(self, batch: Any) -> Any:
+        """This rank's samples of a collated batch: every tensor sliced along its first (sample) dim."""
+        if not self.distributed:
+            return batch
+        lo, hi = self.bounds(len(batch[1]))
+        return tree_map(lambda t: t[lo:hi] if isinstance(t, torch.Tensor) else t, batch)
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over ranks in place (asynchronous on CUDA: no host sync); returns it."""
+        if self.distributed:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """``model`` in DDP (gradients averaged over ranks in backward); the model itself for one process."""
+        if not self.distributed:
+            return model
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def launched() -> Ranks:
+    """The ranks ``torchrun`` assigned this process (``RANK``, ``WORLD_SIZE``); one process without it."""
+    return Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def local_rank() -> int | None:
+    """This process's index on its node (``torchrun``'s ``LOCAL_RANK``, so its GPU); None without a launcher."""
+    value = os.environ.get("LOCAL_RANK")
+    return None if value is None else int(value)
+
+
+@contextmanager
+def process_group(is_cuda: bool) -> Iterator[Ranks]:
+    """The ranks of this run; joins ``torchrun``'s process group for its duration when there is one.
+
+    A group the caller already initialised is used as it is and left open. Without ``torchrun``
+    (``WORLD_SIZE`` unset or 1) the run is one process and nothing is initialised.
+    """
+    if dist.is_available() and dist.is_initialized():
+        yield Ranks(dist.get_rank(), dist.get_world_size())
+        return
+    if not launched().distributed:
+        yield Ranks()
+        return
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; use one process per run")
+    device = torch.device("cuda", torch.cuda.current_device()) if is_cuda else None
+    dist.init_process_group("nccl" if is_cuda else "gloo", device_id=device)
+    try:
+        yield Ranks(dist.get_rank(), dist.get_world_size())
+    finally:
+        dist.destroy_process_group()
