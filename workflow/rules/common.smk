@@ -33,8 +33,18 @@ def run_plan(wildcards):
 
 
 def train_gpus(wildcards):
+    """One GPU per training process on CUDA, none on CPU."""
     device = config["training"]["device"]
-    return int(device == "cuda" or (device == "auto" and torch.cuda.is_available()))
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return config["training"]["processes_per_run"] if on_cuda else 0
+
+
+def train_launcher(wildcards):
+    """`flops-fit train` in one process, or under torchrun with one process per device (DDP)."""
+    n = config["training"]["processes_per_run"]
+    if n == 1:
+        return "python -m flops_fit"
+    return f"torchrun --standalone --nproc_per_node={n} -m flops_fit"
 
 
 def train_runtime(wildcards):

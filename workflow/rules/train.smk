@@ -11,7 +11,7 @@ rule train:
         "logs/train/{run_id}.log",
     conda:
         "../envs/flops_fit.yaml"
-    threads: 1
+    threads: config["training"]["processes_per_run"]
     resources:
         gpu=train_gpus,
         runtime=train_runtime,
@@ -19,7 +19,8 @@ rule train:
         run=run_plan,
         training=config["training"],
         checkpoint_dir=checkpoint_dir,
+        launcher=train_launcher,
     shell:
-        "python -m flops_fit train --config {input.config} --runs {input.runs} --run-id {wildcards.run_id}"
+        "{params.launcher} train --config {input.config} --runs {input.runs} --run-id {wildcards.run_id}"
         " --out-dir $(dirname {output.metrics}) --checkpoint-dir {params.checkpoint_dir}"
-        " --threads {threads} --log {log}"
+        " --threads {threads} --log-file {log}"
