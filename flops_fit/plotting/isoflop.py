@@ -92,11 +92,12 @@ def plot_optima(fit: dict, stem: str | Path) -> list[Path]:
         if exponent is not None and c_all:
             c = np.geomspace(min(c_all) / 1.5, max(c_all) * 1.5, 50)
             ax.plot(c, coef * c**exponent, "-", color="C0", alpha=0.7, label=f"{q}* ∝ C^{exponent:.3f}")
-        for p in targets:
+        for i, p in enumerate(targets):
             ci = p["isoflop_ci"][q]
             value = p[f"isoflop_{q}"]
             yerr = None if not ci else [[value - ci[0]], [ci[1] - value]]
-            ax.errorbar([p["C"]], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5)
+            ax.errorbar([p["C"]], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5,
+                        label=None if i else "target budget (power law, 95 % interval)")
             ax.annotate(f"{value:.3g}", (p["C"], value), textcoords="offset points", xytext=(7, -4), fontsize=8)
             ax.axvline(p["C"], color="crimson", lw=0.6, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=ylabel)
