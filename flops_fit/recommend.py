@@ -235,7 +235,7 @@ def _num(value: float) -> str:
 
 def _interval(lo: Any, hi: Any, level: Any) -> str:
     if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
-        return "no interval: bootstrap off"
+        return "no interval (bootstrap off or failed)"
     return f"{float(level or 0.95):.0%} CI {_num(lo)}–{_num(hi)}"
 
 
@@ -265,13 +265,16 @@ def recommend_for(
     return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch)
 
 
-def recommend_step(config: dict, fit_json: str | Path, runs_tsv: str | Path, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+def recommend_step(
+    config: dict, fit_json: str | Path, runs_tsv: str | Path, out_path: str | Path
+) -> tuple[pd.DataFrame, list[str]]:
     """The recommend rule: build the configured model and data, recommend, write ``recommendations.tsv``."""
     from flops_fit.validation import build_objects
 
     model_cls, dataset, _, _ = build_objects(config)
+    fit = json.loads(Path(fit_json).read_text())
     tokens_per_sample = int(read_runs_table(runs_tsv)["tokens_per_sample"].iloc[0])
-    table, warnings = recommend_for(json.loads(Path(fit_json).read_text()), config, model_cls, dataset, tokens_per_sample)
+    table, warnings = recommend_for(fit, config, model_cls, dataset, tokens_per_sample)
     write_tsv(table, out_path)
     return table, warnings
 
