@@ -1,0 +1,60 @@
+"""find_optimal(): validation before any training, then the workflow's pipeline in-process."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import flops_fit
+from flops_fit.examples.gpt import GPT, next_token_loss
+from flops_fit.examples.markov import MarkovTokens
+
+KWARGS = {"n_layer": 1, "vocab_size": 64, "block_size": 32, "head_dim": 8}
+SIZES = [8, 16, 24, 32, 48]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return MarkovTokens(vocab_size=64, seq_len=32, num_samples=16384, gamma=0.7)
+
+
+def call(data, tmp_path, **overrides):
+    args = dict(
+        model_cls=GPT, model_size_param="d_model", model_kwargs=KWARGS, dataset=data,
+        loss_fn=next_token_loss, compute_budgets=[1e10, 3e10], sizes=SIZES, target_budgets=[1e11],
+        eval_samples=128, output_dir=tmp_path / "out",
+        sweep={"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5}, fit={"bootstrap": 30},
+    )
+    return flops_fit.find_optimal(**{**args, **overrides})
+
+
+def test_find_optimal_returns_a_real_result_and_resumes(data, tmp_path):
+    result = call(data, tmp_path)
+    assert len(result.runs) == 8 and (tmp_path / "out/fit/fit.json").exists()
+    assert len(result.optima) == 2 and result.optima["loss_opt"].between(1, 5).all()
+    assert result.predictions["C"].tolist() == [1e11]
+    assert (tmp_path / "out/plots/isoflops.png").exists()
+    assert "ScalingResult(8 runs" in repr(result) and "1e+11" in repr(result)
+    metrics = sorted((tmp_path / "out/runs").glob("*/metrics.json"))
+    stamps = [p.stat().st_mtime_ns for p in metrics]
+    again = call(data, tmp_path)  # same plan: nothing is retrained
+    assert [p.stat().st_mtime_ns for p in metrics] == stamps
+    assert again.fit["isoflop"]["per_budget"] == result.fit["isoflop"]["per_budget"]
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        ({"loss_fn": None}, TypeError, "loss_fn is required"),
+        ({"loss_fn": torch.nn.CrossEntropyLoss}, TypeError, r"CrossEntropyLoss\(\)"),
+        ({"dataset": None}, TypeError, "dataset is required"),
+        ({"dataset": [1, 2, 3]}, TypeError, "list"),
+        ({"model_size_param": "width"}, TypeError, "width"),
+        ({"sizes": None}, TypeError, "sizes is required"),
+        ({"compute_budgets": None}, TypeError, "compute_budgets is required"),
+    ],
+)
+def test_bad_input_fails_before_any_training(data, tmp_path, overrides, error, message):
+    with pytest.raises(error, match=message):
+        call(data, tmp_path, **overrides)
+    assert not (tmp_path / "out").exists()
