@@ -14,9 +14,8 @@ not depend on the process count:
 
 from __future__ import annotations
 
+import atexit
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,24 +87,21 @@ def local_rank() -> int | None:
     return None if value is None else int(value)
 
 
-@contextmanager
-def process_group(is_cuda: bool) -> Iterator[Ranks]:
-    """The ranks of this run; joins ``torchrun``'s process group for its duration when there is one.
+def process_group(is_cuda: bool) -> Ranks:
+    """The ranks of this run; joins ``torchrun``'s process group (once per process) when there is one.
 
-    A group the caller already initialised is used as it is and left open. Without ``torchrun``
-    (``WORLD_SIZE`` unset or 1) the run is one process and nothing is initialised.
+    Without ``torchrun`` (``WORLD_SIZE`` unset or 1) the run is one process and nothing is initialised.
+    A group the caller initialised is used as it is. One the engine initialises stays open for later
+    runs in the same process (a group cannot be re-initialised reliably under one torchrun launch)
+    and is destroyed at exit.
     """
     if dist.is_available() and dist.is_initialized():
-        yield Ranks(dist.get_rank(), dist.get_world_size())
-        return
+        return Ranks(dist.get_rank(), dist.get_world_size())
     if not launched().distributed:
-        yield Ranks()
-        return
+        return Ranks()
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; use one process per run")
     device = torch.device("cuda", torch.cuda.current_device()) if is_cuda else None
     dist.init_process_group("nccl" if is_cuda else "gloo", device_id=device)
-    try:
-        yield Ranks(dist.get_rank(), dist.get_world_size())
-    finally:
-        dist.destroy_process_group()
+    atexit.register(dist.destroy_process_group)
+    return Ranks(dist.get_rank(), dist.get_world_size())

@@ -259,23 +259,23 @@ def run_training(
     setup = setup_device(settings["device"], settings["precision"], settings.get("threads"), local_rank())
     seed = int(run["seed"])
     _seed_everything(seed)  # the same on every rank: one model, one data order
-    with process_group(setup.is_cuda) as ranks:
-        trainer = _Trainer(run, model, loss_fn, settings, setup, ranks, log)
-        state = _resume(trainer, checkpoint_dir)
-        resumed_from = trainer.step if state else None
-        exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
-        stream = BatchStream(
-            train_data,
-            batch_size=int(run["batch_size"]),
-            seed=seed,
-            num_workers=int(settings["num_workers"]),
-            pin_memory=setup.is_cuda,
-            start=int(state["position"]) if state else 0,
-            ranks=ranks,
-        )
-        if state is not None:
-            set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
-        status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start)
+    ranks = process_group(setup.is_cuda)
+    trainer = _Trainer(run, model, loss_fn, settings, setup, ranks, log)
+    state = _resume(trainer, checkpoint_dir)
+    resumed_from = trainer.step if state else None
+    exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
+    stream = BatchStream(
+        train_data,
+        batch_size=int(run["batch_size"]),
+        seed=seed,
+        num_workers=int(settings["num_workers"]),
+        pin_memory=setup.is_cuda,
+        start=int(state["position"]) if state else 0,
+        ranks=ranks,
+    )
+    if state is not None:
+        set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
+    status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start)
 
     timers = trainer.timers
     wall = timers["wall"] + time.monotonic() - wall_start
