@@ -129,14 +129,32 @@ def _submitted_jobs(log: str) -> pd.DataFrame:
     return table.astype({"job_id": int}).sort_values("job_id", ignore_index=True)
 
 
-@pytest.mark.slurm
-def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, tmp_path: Path) -> None:
-    """The .test sweep via sbatch gives the local run's plan and losses; GPU requests reach SLURM."""
-    local, cluster = tmp_path / "local", tmp_path / "slurm"
-    for workdir in (local, cluster):
-        shutil.copytree(REPO / ".test" / "config", workdir / "config")
-    proc = _snakemake(local, "--cores", "2", timeout_s=SNAKEMAKE_TIMEOUT_S)
+def _test_config(workdir: Path, **training: object) -> Path:
+    """The .test sweep's config in a fresh working directory, with ``training`` settings overridden."""
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["training"] = {**config.get("training", {}), **training}
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def _metrics(workdir: Path, run_id: str) -> dict:
+    return json.loads((workdir / f"results/runs/{run_id}/metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .test sweep run locally: the reference the SLURM runs must reproduce."""
+    workdir = _test_config(tmp_path_factory.mktemp("local"))
+    proc = _snakemake(workdir, "--cores", "2", timeout_s=SNAKEMAKE_TIMEOUT_S)
     assert proc.returncode == 0, f"local run failed:\n{proc.stdout[-4000:]}"
+    return workdir
+
+
+@pytest.mark.slurm
+def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, local_sweep: Path, tmp_path: Path) -> None:
+    """The .test sweep via sbatch gives the local run's plan and losses; GPU requests reach SLURM."""
+    cluster = _test_config(tmp_path)
     proc = _snakemake(
         cluster, "--profile", str(SLURM_PROFILE), *FAST_POLLING, "--verbose",
         # what a GPU cluster's train jobs ask for; the fake GPUs are /dev/null, training stays on CPU
@@ -145,7 +163,7 @@ def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, tmp_path: Pa
     )  # fmt: skip
     assert proc.returncode == 0, f"SLURM run failed:\n{proc.stdout[-6000:]}"
 
-    runs = pd.read_csv(local / "results/plan/runs.tsv", sep="\t")
+    runs = pd.read_csv(local_sweep / "results/plan/runs.tsv", sep="\t")
     pd.testing.assert_frame_equal(pd.read_csv(cluster / "results/plan/runs.tsv", sep="\t"), runs)
     jobs = _submitted_jobs(proc.stdout)
     expected = {f"rule_train_wildcards_{run_id}" for run_id in runs["run_id"]}
@@ -155,12 +173,37 @@ def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, tmp_path: Pa
     assert "--gpus=1" in proc.stdout
 
     for run_id in runs["run_id"]:
-        here, there = (json.loads((d / f"results/runs/{run_id}/metrics.json").read_text()) for d in (local, cluster))
+        here, there = _metrics(local_sweep, run_id), _metrics(cluster, run_id)
         assert there["status"] == here["status"] == "ok", run_id
         assert there["eval_loss"] == pytest.approx(here["eval_loss"], rel=1e-5), run_id
         assert there["tokens"] == here["tokens"], run_id
-    fit_local, fit_cluster = (pd.read_csv(d / "results/fit/runs_results.tsv", sep="\t") for d in (local, cluster))
+    fit_local, fit_cluster = (pd.read_csv(d / "results/fit/runs_results.tsv", sep="\t") for d in (local_sweep, cluster))
     pd.testing.assert_frame_equal(fit_cluster, fit_local, rtol=1e-5)
+
+
+@pytest.mark.slurm
+def test_two_process_run_through_slurm_matches_one_process(slurm_cluster, local_sweep: Path, tmp_path: Path) -> None:
+    """processes_per_run=2: one sbatch job with 2 CPUs and 2 GPUs runs torchrun; same loss as 1 process."""
+    run_id = pd.read_csv(local_sweep / "results/plan/runs.tsv", sep="\t")["run_id"].iloc[0]
+    workdir = _test_config(tmp_path, processes_per_run=2, device="cpu")
+    proc = _snakemake(
+        workdir, f"results/runs/{run_id}/metrics.json",
+        "--profile", str(SLURM_PROFILE), *FAST_POLLING, "--verbose",
+        # a CUDA run would ask for gpu=2 itself; on CPU, request the two fake GPUs explicitly
+        "--set-resources", "train:gpu=2",
+        timeout_s=SNAKEMAKE_TIMEOUT_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"SLURM run failed:\n{proc.stdout[-6000:]}"
+    jobs = _submitted_jobs(proc.stdout)
+    assert list(jobs["comment"]) == [f"rule_train_wildcards_{run_id}"] and list(jobs["state"]) == ["COMPLETED"], jobs
+    assert "gres/gpu=2" in jobs["req_tres"].iloc[0] and "cpu=2" in jobs["req_tres"].iloc[0], jobs
+    submit = next(line for line in proc.stdout.splitlines() if "sbatch call:" in line)
+    assert "--gpus=2" in submit and "--cpus-per-task=2" in submit, submit
+    assert "torchrun --standalone --nproc_per_node=2" in proc.stdout
+
+    here, there = _metrics(local_sweep, run_id), _metrics(workdir, run_id)
+    assert there["status"] == "ok" and there["tokens"] == here["tokens"] and there["steps"] == here["steps"]
+    assert there["eval_loss"] == pytest.approx(here["eval_loss"], rel=1e-3), "2 processes must train like 1"
 
 
 #: rules whose sbatch flags and retries are checked without the cost of training
