@@ -19,9 +19,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from fitting_support import synthetic_sweep
 from flops_fit.examples.gpt import GPT
+from flops_fit.fitting import fit_table
 from flops_fit.plotting.suite import FIGURES
-from flops_fit.recommend import ParamCounter, lines, read_recommendations
+from flops_fit.recommend import COLUMNS, ParamCounter, lines, read_recommendations
+from flops_fit.report_page import summary_page
 from test_workflow import ROOT, snakemake
 
 CHROMIUM = shutil.which("chromium")
@@ -124,3 +127,11 @@ def test_the_report_renders_with_its_plots_in_headless_chromium(report, tmp_path
     assert colourful > 0.002, f"the isoFLOP plot is not on screen ({colourful:.4f} of pixels in colour)"
     page = screenshot(with_result_shown(report, "summary.html", "html", tmp_path / "page.html"), tmp_path / "page.png")
     assert (page.min(axis=2) < 0.9).mean() > 0.05, "the summary page is blank"
+
+
+def test_without_target_budgets_the_page_says_how_to_get_a_recommendation():
+    fit = fit_table(synthetic_sweep(seed=1, budgets=(1e18, 1e19, 1e20), sizes=5), bootstrap=0)
+    fit["warnings"].append("diverged <run> & more")
+    page = summary_page(fit, pd.DataFrame(columns=COLUMNS), pd.DataFrame({"run_id": ["r1"], "status": ["ok"]}))
+    assert "no target_budgets configured" in page and "diverged &lt;run&gt; &amp; more" in page
+    assert "<td>r1</td>" in page and "None" not in page
