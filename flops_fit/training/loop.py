@@ -250,7 +250,7 @@ def run_training(
     caller seeds and builds the model; this function seeds the training RNGs with ``run['seed']``.
 
     Started by ``torchrun`` with several processes, it joins their process group and trains the
-    run with DDP (``flops_fit.training.distributed``): every rank returns the same metrics, and rank 0
+    run with DDP (``flops_fit.training.distributed``): every rank returns the same losses and counts, rank 0
     alone writes the files and the checkpoints, which every rank loads on a resume.
     """
     wall_start = time.monotonic()
