@@ -52,8 +52,8 @@ out = Path({out!r})
 rank = int(os.environ["RANK"])
 results = {{name: train(name, out / name / f"rank{{rank}}", out / name / "ckpt") for name in CASES}}
 # a kept checkpoint (last at step 15 of 20) is resumed by both ranks and ends where the first run ended
-results["resumed"] = train("even", out / "resume" / f"rank{{rank}}", out / "resume" / "ckpt", steps=20, keep=True)
-results["resumed_again"] = train("even", out / "resume2" / f"rank{{rank}}", out / "resume" / "ckpt", steps=20, keep=True)
+for key, out_dir in (("resumed", "resume"), ("resumed_again", "resume2")):
+    results[key] = train("even", out / out_dir / f"rank{{rank}}", out / "resume" / "ckpt", steps=20, keep=True)
 (out / f"results{{rank}}.json").write_text(json.dumps(results))
 """
 

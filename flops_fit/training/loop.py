@@ -331,7 +331,9 @@ def _resume(trainer: _Trainer, checkpoint_dir: Path) -> dict[str, Any] | None:
         return None
     if state["fingerprint"] != trainer.fingerprint():
         if trainer.ranks.is_main:
-            trainer.log.warning("ignoring the checkpoint in %s: it belongs to a different plan of this run", checkpoint_dir)
+            trainer.log.warning(
+                "ignoring the checkpoint in %s: it belongs to a different plan of this run", checkpoint_dir
+            )
         return None
     trainer.load_state_dict(state)
     if trainer.ranks.is_main:
