@@ -214,12 +214,17 @@ def test_two_process_run_through_slurm_matches_one_process(slurm_cluster, local_
 #: rules whose sbatch flags and retries are checked without the cost of training
 PROBE_SNAKEFILE = """
 rule all:
-    input: "out/gpu.txt", "out/gpu_model.txt", "out/gres.txt", "out/flaky.txt", "out/broken.txt",
+    input: "out/gpu.txt", "out/gpus.txt", "out/gpu_model.txt", "out/gres.txt", "out/flaky.txt", "out/broken.txt",
            expand("out/tiny_{i}.txt", i=range(4))
 
 rule gpu:
     output: "out/gpu.txt"
     resources: gpu=1
+    shell: "echo $CUDA_VISIBLE_DEVICES > {output}"
+
+rule gpus:  # what a 2-process (torchrun) run asks for on CUDA
+    output: "out/gpus.txt"
+    resources: gpu=2
     shell: "echo $CUDA_VISIBLE_DEVICES > {output}"
 
 rule gpu_model:
@@ -268,6 +273,11 @@ def test_gpu_flags_grouping_failures_and_retries(slurm_cluster, tmp_path: Path) 
         assert "gres/gpu=1" in by_rule[f"rule_{rule}"]["req_tres"].iloc[0], jobs
         # SLURM bound one of the node's (fake) GPUs to the job
         assert (tmp_path / f"out/{rule}.txt").read_text().strip() in {"0", "1"}
+
+    # the job step that runs the rule (the plugin wraps it in srun) sees both GPUs of a gpu=2 job
+    assert "--gpus=2" in next(line for line in log.splitlines() if "--comment rule_gpus " in line)
+    assert "gres/gpu=2" in by_rule["rule_gpus"]["req_tres"].iloc[0], jobs
+    assert (tmp_path / "out/gpus.txt").read_text().strip() == "0,1"
 
     retries = _profile(SLURM_PROFILE)["retries"]
     assert list(by_rule["rule_flaky"]["state"]) == ["FAILED", "COMPLETED"], jobs
