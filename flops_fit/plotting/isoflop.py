@@ -37,29 +37,29 @@ def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Pa
     fig, ax = plt.subplots(figsize=(8, 5))
     for budget, group in results.groupby("budget"):
         color = colors[float(budget)]
-        ax.plot(group["N"], group["loss"], "o", color=color, ms=6, label=f"C = {budget:.2g} FLOPs")
+        entry = per_budget.get(round(float(budget), 6)) or {}
+        interior = bool(entry.get("interior")) and entry.get("N_opt") is not None
+        label = f"C = {budget:.2g} FLOPs" + (f": N* = {entry['N_opt']:.3g}" if interior else "")
+        ax.plot(group["N"], group["loss"], "o", color=color, ms=6, label=label)
         lnN = np.log(group["N"].to_numpy(float))
         if np.unique(lnN).size > iso.get("degree", 2):
             poly = np.polynomial.Polynomial.fit(lnN, group["loss"].to_numpy(float), iso.get("degree", 2))
             x = np.linspace(lnN.min() - 0.1, lnN.max() + 0.1, 200)
             ax.plot(np.exp(x), poly(x), "-", color=color, alpha=0.8, lw=1.5)
-        entry = per_budget.get(round(float(budget), 6))
-        if not entry or entry.get("N_opt") is None:
+        if entry.get("N_opt") is None or entry.get("loss_opt") is None:
             continue
-        interior = bool(entry.get("interior"))
+        n_opt, ci = entry["N_opt"], _interval(entry)
+        if interior and ci:  # the 95 % interval of N*, as a capped bar through the minimum
+            ax.errorbar([n_opt], [entry["loss_opt"]], xerr=[[n_opt - ci[0]], [ci[1] - n_opt]], fmt="none",
+                        ecolor=color, elinewidth=2, capsize=6, capthick=2, zorder=4)
         ax.plot(entry["N_opt"], entry["loss_opt"], "*", ms=16, mec="black", color=color if interior else "none",
                 zorder=5)
-        ci = _interval(entry)
-        if interior and ci:
-            ax.hlines(entry["loss_opt"], *ci, color=color, lw=3, alpha=0.6, zorder=4)
-            ax.annotate(f"N* = {entry['N_opt']:.3g}", (entry["N_opt"], entry["loss_opt"]), fontsize=8,
-                        textcoords="offset points", xytext=(0, -16), ha="center", color=color)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N (non-embedding, count)")
     ax.set_ylabel("held-out loss (loss_fn units; nats/token for cross-entropy)")
     ax.set_title("IsoFLOP profiles: ★ fitted minimum with 95 % interval of N*; hollow ★ = edge minimum (not used)",
                  fontsize=9)
-    ax.legend(fontsize=8, title="training budget", title_fontsize=8)
+    ax.legend(fontsize=8, title="training budget: fitted N*", title_fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return save(fig, stem)
 
