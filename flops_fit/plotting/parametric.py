@@ -58,16 +58,17 @@ def plot_contours(fit: dict, table: pd.DataFrame, stem: str | Path) -> list[Path
 def plot_frontier(fit: dict, table: pd.DataFrame, stem: str | Path) -> list[Path]:
     """N* and D* against C with bootstrap bands, Approach-2 optima and target-budget predictions."""
     fr = fit["frontier"]
-    C = np.asarray(fr["C"])
+    C = np.asarray(fr["C"], dtype=float)
     c_data = _flops(fit, table).max()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
     levels = fr["quantile_levels"]
     for ax, q, name in ((axes[0], "N", "N* (parameters)"), (axes[1], "D", "D* (tokens)")):
-        ax.plot(C[C <= c_data * 1.0001], np.asarray(fr[q])[C <= c_data * 1.0001], color="C0", lw=2,
-                label="Approach 3 (fitted range)")
-        ax.plot(C[C >= c_data], np.asarray(fr[q])[C >= c_data], color="C0", lw=2, ls="--", label="extrapolation")
+        y = np.asarray(fr[q], dtype=float)  # null (a value the fit could not give) -> nan: a gap
+        inside = C <= c_data * 1.0001
+        ax.plot(C[inside], y[inside], color="C0", lw=2, label="Approach 3 (fitted range)")
+        ax.plot(C[C >= c_data], y[C >= c_data], color="C0", lw=2, ls="--", label="extrapolation")
         if fr["quantiles"]:
-            band = np.asarray(fr["quantiles"][q])
+            band = np.asarray(fr["quantiles"][q], dtype=float)
             ax.fill_between(C, band[0], band[-1], color="C0", alpha=0.2,
                             label=f"bootstrap {levels[0]:.1%}–{levels[-1]:.1%}")
         pb = [b for b in fit["isoflop"]["per_budget"] if b["N_opt"] is not None]
@@ -115,15 +116,16 @@ def plot_residuals(fit: dict, table: pd.DataFrame, stem: str | Path) -> list[Pat
 def plot_ratio_fan(fit: dict, table: pd.DataFrame | None, stem: str | Path) -> list[Path]:
     """Fan chart of the compute-optimal tokens per parameter D*/N* against C (bootstrap quantiles)."""
     fr = fit["frontier"]
-    C = np.asarray(fr["C"])
+    C = np.asarray(fr["C"], dtype=float)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if fr["quantiles"]:
-        q, levels = np.asarray(fr["quantiles"]["ratio"]), fr["quantile_levels"]
+        q, levels = np.asarray(fr["quantiles"]["ratio"], dtype=float), fr["quantile_levels"]
         m = len(levels)
         for i in range(m // 2):
             ax.fill_between(C, q[i], q[m - 1 - i], color="C0", alpha=0.15 + 0.15 * i,
                             label=f"{levels[m - 1 - i] - levels[i]:.0%} band", lw=0)
-    ax.plot(C, np.asarray(fr["D"]) / np.asarray(fr["N"]), color="C0", lw=2, label="point estimate")
+    ratio = np.asarray(fr["D"], dtype=float) / np.asarray(fr["N"], dtype=float)
+    ax.plot(C, ratio, color="C0", lw=2, label="point estimate")
     for p in fit["predictions"]:
         ax.plot([p["C"]], [p["tokens_per_param"]], "*", ms=12, color="crimson")
         ax.annotate(f"{p['tokens_per_param']:.1f}", (p["C"], p["tokens_per_param"]), textcoords="offset points",
