@@ -28,14 +28,6 @@ from flops_fit.recommend import recommend_for
 
 log = logging.getLogger("flops_fit")
 
-DATASET_REQUIRED = (
-    "dataset is required: flops-fit trains every run of the sweep on it. Pass a torch Dataset or "
-    "DataLoader whose batches are (inputs, targets).\n"
-    "Examples:\n"
-    "  dataset=TensorDataset(inputs, targets)\n"
-    "  dataset=DataLoader(my_dataset, batch_size=64)  # its batch size is then fixed\n"
-    "  dataset=hf_dataset.with_format('torch')         # HuggingFace datasets"
-)
 
 #: plan columns that must match for an existing run's metrics to count as this run's result
 _SAME_RUN = ("params", "steps", "batch_size", "lr")
@@ -122,9 +114,7 @@ def find_optimal(
             f"e.g. find_optimal(..., sizes=[64, 96, 128, 192, 256])"
         )
     validate_model_contract(model_cls, model_size_param, model_kwargs, list(sizes))
-    if dataset is None:
-        raise TypeError(DATASET_REQUIRED)
-    validate_dataset(dataset, name="dataset")
+    validate_dataset(dataset, name="dataset")  # None -> "dataset is required", with examples
     if eval_dataset is not None:
         validate_dataset(eval_dataset, name="eval_dataset")
     validate_loss_fn(loss_fn)
