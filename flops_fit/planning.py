@@ -80,8 +80,7 @@ def plan_sweep(
     ref_size = as_size(sweep["lr_reference_size"]) if sweep["lr_reference_size"] is not None else min(sizes)
     if ref_size not in sizes:
         raise ValueError(f"sweep.lr_reference_size={ref_size} is not one of model.sizes {sorted(sizes)}")
-    batch_size = fixed_batch or sweep["batch_size"]
-    steps_target = None if batch_size else sweep["steps"]
+    steps_target, batch_size = recipe.batch_rule(sweep, fixed_batch)
     rows, warnings = [], []
     for budget in sorted(float(b) for b in config["budgets"]):
         chosen = recipe.budget_sizes(sweep["budget_sizes"], budget)

@@ -52,6 +52,12 @@ def learning_rate(params: int, reference_params: int, base_lr: float, exponent: 
     return base_lr * (params / reference_params) ** exponent
 
 
+def batch_rule(sweep: dict, fixed_batch: int | None) -> tuple[int | None, int | None]:
+    """(steps target, batch size): a user DataLoader's batch wins, then ``sweep.batch_size``, else fixed steps."""
+    batch_size = fixed_batch or sweep["batch_size"]
+    return (None if batch_size else sweep["steps"]), batch_size
+
+
 def batch_and_steps(
     tokens: float, tokens_per_sample: int, steps: int | None, batch_size: int | None
 ) -> tuple[int, int]:

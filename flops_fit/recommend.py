@@ -175,12 +175,6 @@ def _bisect(count: ParamCounter, lo: Size, hi: Size, target: float, integer: boo
     return lo, hi
 
 
-def batch_rule(sweep: Mapping[str, Any], fixed_batch: int | None) -> tuple[int | None, int | None]:
-    """(steps target, batch size) exactly as the plan chooses them (:func:`flops_fit.planning.plan_sweep`)."""
-    batch_size = fixed_batch or sweep["batch_size"]
-    return (None if batch_size else sweep["steps"]), batch_size
-
-
 def _ci(prediction: dict, key: str) -> tuple[float | None, float | None]:
     ci = (prediction.get("ci") or {}).get(key)
     return (None, None) if not ci else (ci[0], ci[1])
@@ -202,7 +196,7 @@ def recommend(
     """
     model = config["model"]
     convention = config["sweep"]["flops_per_token"]
-    steps_target, batch_size = batch_rule(config["sweep"], fixed_batch)
+    steps_target, batch_size = recipe.batch_rule(config["sweep"], fixed_batch)
     counter = ParamCounter(model_cls, model["size_param"], model["kwargs"])
     rows, warnings = [], []
     for p in fit.get("predictions", []):
