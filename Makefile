@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python >= 3.11, make):
-#   make run   set up .venv, install pinned dependencies, run the default sweep
+#   make run   set up .venv, install pinned dependencies, run the default sweep and write results/report.html
 #   make test  same environment, run the test suite
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 run: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" snakemake --cores $(CORES)
+	PATH="$(abspath $(VENV))/bin:$$PATH" snakemake --report results/report.html
 
 test: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" python -m pytest
