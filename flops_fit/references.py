@@ -8,6 +8,8 @@ sweep on a cluster.
 
 from __future__ import annotations
 
+import __future__
+
 import difflib
 import functools
 import hashlib
@@ -115,13 +117,22 @@ def _import_module(where: str, attr_path: str, *, key: str, base: Path) -> Modul
         ) from exc
 
 
+def _own_names(obj: Any) -> list[str]:
+    """Public attributes worth suggesting: not the modules it imported, nor ``from __future__`` flags."""
+    return sorted(
+        n for n in dir(obj)
+        if not n.startswith("_")
+        and not isinstance(getattr(obj, n, None), (ModuleType, __future__._Feature))
+    )
+
+
 def _get_attr(module: ModuleType, attr_path: str, *, key: str, ref: str, owner: str) -> Any:
     obj: Any = module
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            names = sorted(n for n in dir(obj) if not n.startswith("_"))
+            names = _own_names(obj)
             raise ConfigError(
                 f"{key}: {owner} has no attribute '{part}' (in {ref!r}).{did_you_mean(part, names)} "
                 f"Available: {_listing(names)}."
