@@ -17,10 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit import pipeline
+from flops_fit import pipeline, placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
+from flops_fit.io import write_json, write_tsv
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
 from flops_fit.recommend import lines as recommendation_lines
@@ -108,24 +109,15 @@ def find_optimal(
     (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``).
     """
     model_kwargs = dict(model_kwargs or {})
-    if sizes is None:
-        raise TypeError(
-            f"sizes is required: the values of {model_size_param!r} to sweep, "
-            f"e.g. find_optimal(..., sizes=[64, 96, 128, 192, 256])"
-        )
-    validate_model_contract(model_cls, model_size_param, model_kwargs, list(sizes))
-    validate_dataset(dataset, name="dataset")  # None -> "dataset is required", with examples
-    if eval_dataset is not None:
-        validate_dataset(eval_dataset, name="eval_dataset")
-    validate_loss_fn(loss_fn)
-    if not compute_budgets:
-        raise TypeError("compute_budgets is required: training FLOP budgets, e.g. compute_budgets=[1e15, 3e15, 1e16]")
-
+    _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
+    model = {
+        "class": f"{model_cls.__module__}:{model_cls.__qualname__}",
+        "size_param": model_size_param, "kwargs": model_kwargs,
+    }
+    if sizes is not None:
+        model["sizes"] = list(sizes)
     config = prepare_config({
-        "model": {
-            "class": f"{model_cls.__module__}:{model_cls.__qualname__}",
-            "size_param": model_size_param, "sizes": list(sizes), "kwargs": model_kwargs,
-        },
+        "model": model,
         "dataset": {"target": "<find_optimal dataset>"},
         "eval_dataset": {"target": None if eval_dataset is None else "<find_optimal eval_dataset>", "samples": eval_samples},
         "loss": {"target": "<find_optimal loss_fn>"},
@@ -136,23 +128,84 @@ def find_optimal(
         "fit": dict(fit or {}),
     })
     out = Path(output_dir)
-    table, warnings = pipeline.plan(config, model_cls, dataset, eval_dataset)
-    pipeline.write_tsv(table, out / "plan" / "runs.tsv")
-    for warning in warnings:
-        log.warning(warning)
-    for row in table.to_dict("records"):
-        run = pipeline.planning.run_row(table, row["run_id"])
-        run_dir = out / "runs" / run["run_id"]
-        if _finished(run, run_dir):
-            log.info("%s: already trained, keeping its result", run["run_id"])
-            continue
-        _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run["run_id"])
+    objects = (model_cls, dataset, eval_dataset, loss_fn)
+    ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
+    warnings: list[str] = []
+
+    def train(table: pd.DataFrame) -> dict[str, float]:
+        for row in table.to_dict("records"):
+            run = planning.run_row(table, row["run_id"])
+            run_dir = out / "runs" / run["run_id"]
+            if _finished(run, run_dir):
+                log.info("%s: already trained, keeping its result", run["run_id"])
+                continue
+            _train(config, run, *objects, run_dir, out / "checkpoints" / run["run_id"])
+        return pipeline.read_losses(table, out / "runs")
+
+    # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
+    calibration, notes = pipeline.calibration_plan(config, ctx)
+    warnings += _logged(notes)
+    write_tsv(calibration, out / "plan" / "lr_calibration.tsv")
+    law = pipeline.calibrate(config, calibration, train(calibration))
+    warnings += _logged(law.get("warnings", []))
+    write_json(law, out / "plan" / "lr_calibration.json")
+    # 2. the budgets in waves, each placed from the finished runs before it
+    table = planning.as_table([])
+    for wave in range(placement.wave_count(config)):
+        table, notes = pipeline.place_wave(config, ctx, law, table, pipeline.read_losses(table, out / "runs"), wave)
+        write_tsv(table, out / "plan" / "waves" / f"{wave}.tsv")
+        new = table[table["wave"] == wave]
+        if wave and not len(new):
+            break  # a wave is a function of the finished runs: nothing new now, nothing new later
+        warnings += _logged(notes)
+        train(new)
+    write_tsv(table, out / "plan" / "runs.tsv")
+    warnings += _logged(placement.unbracketed(config, table, pipeline.read_losses(table, out / "runs")))
+    # 3. fit, recommend, plot
     result = pipeline.fit_runs(config, table, out / "runs", out / "fit")
-    recommendations, notes = recommend_for(result, config, model_cls, dataset, int(table["tokens_per_sample"].iloc[0]))
-    pipeline.write_tsv(recommendations, out / "fit" / "recommendations.tsv")
+    recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample)
+    write_tsv(recommendations, out / "fit" / "recommendations.tsv")
     _plot(out)
-    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=warnings + result["warnings"] + notes,
+    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=_unique(warnings + result["warnings"] + notes),
                          recommendations=recommendations)
+
+
+def _check_inputs(model_cls, size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, budgets) -> None:
+    """Every check of the origin document, all of them: one report lists every independent problem."""
+    checks = [
+        lambda: validate_model_contract(model_cls, size_param, model_kwargs, None if sizes is None else list(sizes)),
+        lambda: validate_dataset(dataset, name="dataset"),  # None -> "dataset is required", with examples
+        lambda: eval_dataset is None or validate_dataset(eval_dataset, name="eval_dataset"),
+        lambda: validate_loss_fn(loss_fn),
+        lambda: _check_budgets(budgets),
+    ]
+    problems: list[Exception] = []
+    for check in checks:
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        numbered = "\n".join(f"{i}. {p}" for i, p in enumerate(problems, 1))
+        kind = TypeError if all(isinstance(p, TypeError) for p in problems) else ConfigError
+        raise kind(f"find_optimal() has {len(problems)} problems:\n{numbered}")
+
+
+def _check_budgets(budgets: Sequence[float] | None) -> None:
+    if not budgets:
+        raise TypeError("compute_budgets is required: training FLOP budgets, e.g. compute_budgets=[1e15, 3e15, 1e16]")
+
+
+def _logged(notes: list[str]) -> list[str]:
+    for note in notes:
+        log.warning(note)
+    return list(notes)
+
+
+def _unique(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
 
 
 def _finished(run: dict, run_dir: Path) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import heldout, planning
+from flops_fit import calibration, heldout, placement, planning, recipe
 from flops_fit.io import write_json, write_tsv
 from flops_fit.errors import ConfigError
 from flops_fit.model_contract import instantiate
@@ -36,16 +38,18 @@ def read_validated(path: str | Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- plan
-def plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The plan rule: build the objects named in config, plan, write the runs table."""
-    model_cls, dataset, eval_dataset, _ = build_objects(config)
-    table, warnings = plan(config, model_cls, dataset, eval_dataset)
-    write_tsv(table, out_path)
-    return table, warnings
+@dataclass
+class PlanContext:
+    """What planning needs from the user's objects: the sizes, the data's shape and its batch."""
+
+    catalog: planning.SizeCatalog
+    tokens_per_sample: int
+    fixed_batch: int | None
+    train_data: Any
 
 
-def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tuple[pd.DataFrame, list[str]]:
-    """The runs table; the only step that looks at the data (one sample, for its shape)."""
+def plan_context(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> PlanContext:
+    """Look at the data once (one sample, for its shape); the only planning step that touches it."""
     train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
     example_inputs, example_targets = heldout.first_sample(train_data)[:2]
     tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // len(example_targets)
@@ -57,13 +61,107 @@ def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tupl
                 "be planned to a token budget. Give a DataLoader with batch_size=..., or the Dataset itself."
             )
         fixed_batch = dataset.batch_size
-    model = config["model"]
-    sizes, warnings = planning.describe_sizes(
-        model_cls, model["size_param"], model["sizes"], model["kwargs"],
-        config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample,
+    catalog = planning.SizeCatalog(
+        model_cls, config["model"], config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample
     )
-    table, notes = planning.plan_sweep(config, sizes, tokens_per_sample, fixed_batch=fixed_batch)
-    return table, warnings + notes + _repetition_warnings(table, train_data)
+    return PlanContext(catalog, tokens_per_sample, fixed_batch, train_data)
+
+
+def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
+    """Final eval loss of every finished run of ``table`` (NaN for diverged ones; absent if not run)."""
+    losses = {}
+    for run_id in table["run_id"]:
+        path = Path(runs_dir) / run_id / "metrics.json"
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            loss = metrics.get("eval_loss")
+            ok = metrics.get("status") == "ok" and loss is not None and math.isfinite(loss)
+            losses[run_id] = float(loss) if ok else math.nan
+    return losses
+
+
+def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list[str]]:
+    """The lr-calibration runs at the smallest budget (an empty table when calibration is off)."""
+    if not config["sweep"]["lr_calibration"]["enabled"]:
+        return planning.as_table([]), []
+    placer = placement.Placer(config, ctx.catalog, calibration.lr_rule(config, ctx.catalog), ctx.fixed_batch)
+    budget = min(float(b) for b in config["budgets"])
+    window, notes = placer.window(budget, recipe.expected_optimal_params(budget, config["sweep"]["tokens_per_param"]))
+    table, more = calibration.plan_calibration(config, ctx.catalog, window, ctx.fixed_batch)
+    return table, notes + more + _repetition_warnings(table, ctx.train_data)
+
+
+def calibrate(config: dict, table: pd.DataFrame, losses: dict[str, float]) -> dict:
+    """lr*(N) fitted from the calibration runs (``{"enabled": False}`` when calibration is off)."""
+    if not len(table):
+        return {"enabled": False}
+    law = calibration.fit_lr_law(table, losses, config["sweep"]["lr_calibration"]["exponent_range"])
+    return {"enabled": True, **law}
+
+
+def lr_function(config: dict, ctx: PlanContext, law: dict) -> Callable[[int], float]:
+    """The lr of every sweep run: the calibrated law when there is one, else the configured rule."""
+    return calibration.law_lr(law) if law.get("enabled") else calibration.lr_rule(config, ctx.catalog)
+
+
+def place_wave(
+    config: dict, ctx: PlanContext, law: dict, table: pd.DataFrame, losses: dict[str, float], wave: int
+) -> tuple[pd.DataFrame, list[str]]:
+    """The runs table after ``wave``: ``table`` plus the runs placed in this wave (see flops_fit.placement)."""
+    placer = placement.Placer(config, ctx.catalog, lr_function(config, ctx, law), ctx.fixed_batch)
+    rows, notes = placer.next_wave(table, losses, wave)
+    new = planning.as_table(rows)
+    if len(table):
+        new = new[~new["run_id"].isin(set(table["run_id"]))]
+        combined = pd.concat([table, new], ignore_index=True)
+    else:
+        combined = new.reset_index(drop=True)
+    return combined, notes + ctx.catalog.notes + _repetition_warnings(new, ctx.train_data)
+
+
+def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tuple[pd.DataFrame, list[str]]:
+    """The first wave's runs table (no run finished yet, the configured lr rule)."""
+    ctx = plan_context(config, model_cls, dataset, eval_dataset)
+    return place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+
+
+def calibration_plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The calibration_plan rule: the lr-calibration runs (possibly none)."""
+    model_cls, dataset, eval_dataset, _ = build_objects(config)
+    table, notes = calibration_plan(config, plan_context(config, model_cls, dataset, eval_dataset))
+    write_tsv(table, out_path)
+    return table, notes
+
+
+def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, out_path: str | Path) -> dict:
+    """The calibrate rule: lr*(N) from the finished calibration runs, to ``lr_calibration.json``."""
+    table = planning.read_runs_table(table_path)
+    law = calibrate(config, table, read_losses(table, runs_dir))
+    write_json(law, out_path)
+    return law
+
+
+def place_step(
+    config: dict, wave: int, law_path: str | Path, previous: str | Path | None, runs_dir: str | Path,
+    out_path: str | Path,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The place rule: the runs table after ``wave`` (cumulative), from the finished runs of earlier waves."""
+    table = planning.read_runs_table(previous) if previous else planning.as_table([])
+    model_cls, dataset, eval_dataset, _ = build_objects(config)
+    ctx = plan_context(config, model_cls, dataset, eval_dataset)
+    law = json.loads(Path(law_path).read_text())
+    combined, notes = place_wave(config, ctx, law, table, read_losses(table, runs_dir), wave)
+    write_tsv(combined, out_path)
+    return combined, notes
+
+
+def plan_step(
+    config: dict, wave_path: str | Path, runs_dir: str | Path, out_path: str | Path
+) -> tuple[pd.DataFrame, list[str]]:
+    """The plan rule: every planned run (the last wave's table), and which budgets stayed unbracketed."""
+    table = planning.read_runs_table(wave_path)
+    write_tsv(table, out_path)
+    return table, placement.unbracketed(config, table, read_losses(table, runs_dir))
 
 
 def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
@@ -109,6 +207,8 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
 def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """The fit's input: one row per finished run (N, D, loss, C, budget), diverged runs left out."""
     rows, warnings = [], []
+    if "role" in table.columns:  # replicates and calibration runs never enter the fit
+        table = table[table["role"] == "sweep"]
     for run in table.itertuples():
         metrics = json.loads((Path(runs_dir) / run.run_id / "metrics.json").read_text())
         loss = metrics.get("eval_loss")

@@ -23,8 +23,12 @@ from flops_fit.model_contract import instantiate
 RUN_COLUMNS = [
     "run_id", "budget", "size_param", "size", "params", "params_total", "flops_per_token",
     "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "lr", "warmup_steps",
-    "planned_flops", "achieved_flops", "seed",
+    "planned_flops", "achieved_flops", "seed", "role", "wave",
 ]
+#: what a row is for: an IsoFLOP point, an extra seed of one (noise), or an lr-calibration run
+ROLES = ("sweep", "replicate", "calibration")
+#: bookkeeping columns that say when or why a run was planned, not how it trains
+BOOKKEEPING = ("role", "wave")
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,10 @@ def as_size(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def run_id(budget: float, size_param: str, size: float) -> str:
-    """Stable, readable, path-safe id, e.g. ``C3e11_d_model48`` or ``C6.5e11_width0.5``."""
+def run_id(budget: float, size_param: str, size: float, suffix: str = "") -> str:
+    """Stable, readable, path-safe id, e.g. ``C3e11_d_model48`` or ``C6.5e11_width0.5_seed1``."""
     mantissa, exponent = f"{budget:.4g}".split("e") if "e" in f"{budget:.4g}" else (f"{budget:.4g}", "0")
-    return f"C{mantissa}e{int(exponent)}_{size_param}{as_size(size)}"
+    return f"C{mantissa}e{int(exponent)}_{size_param}{as_size(size)}{suffix}"
 
 
 def describe_sizes(
@@ -67,67 +71,136 @@ def describe_sizes(
     return info, warnings
 
 
-def plan_sweep(
-    config: dict, sizes: dict[float, SizeInfo], tokens_per_sample: int, fixed_batch: int | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """The runs table for every budget in ``config`` (schema-validated, defaults filled).
+class SizeCatalog:
+    """The sizes a sweep may train: their N and FLOPs per token, and the knob value for a target N.
 
-    ``fixed_batch`` is the batch size of a user-supplied DataLoader, which the plan must respect.
+    With ``model.sizes`` the catalog is exactly those values ("used as given"); without, any legal
+    value of the knob, found by the recommender's search on the meta device (integers unless the
+    constructor's default is a float). Each size is described once, so placing many waves is cheap.
     """
+
+    def __init__(
+        self,
+        model_cls: type,
+        model: dict,
+        convention: str,
+        example_inputs: Any,
+        tokens_per_sample: int,
+    ) -> None:
+        from flops_fit.model_contract import default_probe_sizes
+        from flops_fit.recommend import ParamCounter
+
+        self.model_cls, self.size_param, self.kwargs = model_cls, model["size_param"], model.get("kwargs") or {}
+        self.convention, self.example_inputs, self.tokens_per_sample = convention, example_inputs, tokens_per_sample
+        given = model.get("sizes")
+        self.given: list[int | float] | None = None if given is None else [as_size(s) for s in given]
+        self.seeds = self.given or default_probe_sizes(model_cls, self.size_param)
+        self.counter = ParamCounter(model_cls, self.size_param, self.kwargs)
+        self.notes: list[str] = []
+        self._info: dict[int | float, SizeInfo] = {}
+
+    def info(self, size: float) -> SizeInfo:
+        size = as_size(size)
+        if size not in self._info:
+            described, notes = describe_sizes(
+                self.model_cls, self.size_param, [size], self.kwargs, self.convention,
+                self.example_inputs, self.tokens_per_sample,
+            )
+            self._info.update(described)
+            self.notes += notes
+        return self._info[size]
+
+    def candidates(self) -> dict[int | float, int]:
+        """{size: N} of the given sizes (empty when the planner searches the knob)."""
+        return {s: self.info(s).params for s in self.given or []}
+
+    def size_for(self, target: float) -> int | float:
+        """The legal knob value whose N is closest to ``target`` in log (given sizes: the nearest of them)."""
+        if self.given is not None:
+            return min(self.given, key=lambda s: abs(math.log(self.info(s).params / target)))
+        from flops_fit.recommend import closest_size
+
+        size, _ = closest_size(self.model_cls, self.size_param, self.kwargs, target, self.seeds, self.counter)
+        return as_size(size)
+
+
+def reference_params(config: dict, catalog: SizeCatalog) -> float:
+    """N_ref of the lr rule: the N of ``sweep.lr_reference_size`` when set, else ``lr_reference_params``."""
+    sweep = config["sweep"]
+    if sweep["lr_reference_size"] is None:
+        return float(sweep["lr_reference_params"])
+    size = as_size(sweep["lr_reference_size"])
+    if catalog.given is not None and size not in catalog.given:
+        raise ValueError(f"sweep.lr_reference_size={size} is not one of model.sizes {sorted(catalog.given)}")
+    return float(catalog.info(size).params)
+
+
+def plan_row(
+    config: dict,
+    budget: float,
+    size: float,
+    info: SizeInfo,
+    tokens_per_sample: int,
+    lr: float,
+    *,
+    fixed_batch: int | None = None,
+    role: str = "sweep",
+    wave: int = 0,
+    seed: int | None = None,
+    suffix: str = "",
+) -> tuple[dict, list[str]]:
+    """One run that spends ``budget`` on ``size``: tokens rounded to whole batches, achieved FLOPs, warmup."""
     sweep = config["sweep"]
     size_param = config["model"]["size_param"]
-    params_by_size = {s: i.params for s, i in sizes.items()}
-    ref_size = as_size(sweep["lr_reference_size"]) if sweep["lr_reference_size"] is not None else min(sizes)
-    if ref_size not in sizes:
-        raise ValueError(f"sweep.lr_reference_size={ref_size} is not one of model.sizes {sorted(sizes)}")
-    steps_target, batch_size = recipe.batch_rule(sweep, fixed_batch)
-    rows, warnings = [], []
-    for budget in sorted(float(b) for b in config["budgets"]):
-        chosen = recipe.budget_sizes(sweep["budget_sizes"], budget)
-        if chosen is None:
-            chosen, notes = recipe.select_sizes(
-                budget, params_by_size, sweep["sizes_per_budget"], sweep["tokens_per_param"]
-            )
-            warnings += notes
-        for size in chosen:
-            size = as_size(size)
-            if size not in sizes:
-                raise ValueError(f"sweep.budget_sizes: size {size} for budget {budget:.3g} is not in model.sizes")
-            info = sizes[size]
-            tokens_wanted = budget / info.flops_per_token
-            batch, steps = recipe.batch_and_steps(tokens_wanted, tokens_per_sample, steps_target, batch_size)
-            tokens = steps * batch * tokens_per_sample
-            achieved = tokens * info.flops_per_token
-            if abs(achieved / budget - 1) > 0.01:
-                warnings.append(
-                    f"{run_id(budget, size_param, size)}: achieved FLOPs {achieved:.4g} are "
-                    f"{100 * (achieved / budget - 1):+.1f}% off the budget {budget:.4g} (a batch of "
-                    f"{batch * tokens_per_sample} tokens is too coarse for {tokens_wanted:.4g} tokens); "
-                    f"lower the batch size or raise the budget"
-                )
-            rows.append({
-                "run_id": run_id(budget, size_param, size),
-                "budget": budget,
-                "size_param": size_param,
-                "size": size,
-                "params": info.params,
-                "params_total": info.params_total,
-                "flops_per_token": info.flops_per_token,
-                "flops_convention": sweep["flops_per_token"],
-                "tokens_per_sample": tokens_per_sample,
-                "batch_size": batch,
-                "steps": steps,
-                "tokens": tokens,
-                "lr": recipe.learning_rate(info.params, sizes[ref_size].params, sweep["lr"], sweep["lr_exponent"]),
-                "warmup_steps": recipe.warmup_steps(
-                    info.params, batch * tokens_per_sample, steps,
-                    sweep["warmup_tokens_per_param"], sweep["max_warmup_fraction"],
-                ),
-                "planned_flops": budget,
-                "achieved_flops": achieved,
-                "seed": sweep["seed"],
-            })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS), warnings
+    size = as_size(size)
+    rid = run_id(budget, size_param, size, suffix)
+    tokens_wanted = budget / info.flops_per_token
+    batch, steps, rule = recipe.batch_plan(sweep, info.params, tokens_wanted, tokens_per_sample, fixed_batch)
+    tokens = steps * batch * tokens_per_sample
+    achieved = tokens * info.flops_per_token
+    warnings = []
+    if "floored" in rule:
+        warnings.append(
+            f"{rid}: the batch law asks for {recipe.batch_law_tokens(info.params, sweep['batch']):.3g} tokens per "
+            f"step, less than one sample of {tokens_per_sample}; it trains with {rule}. Raise sweep.batch.tokens "
+            "or set sweep.batch_size if such tiny batches are not what you want"
+        )
+    if abs(achieved / budget - 1) > 0.01:
+        warnings.append(
+            f"{rid}: achieved FLOPs {achieved:.4g} are "
+            f"{100 * (achieved / budget - 1):+.1f}% off the budget {budget:.4g} (a batch of "
+            f"{batch * tokens_per_sample} tokens is too coarse for {tokens_wanted:.4g} tokens); "
+            f"lower the batch size or raise the budget"
+        )
+    row = {
+        "run_id": rid,
+        "budget": budget,
+        "size_param": size_param,
+        "size": size,
+        "params": info.params,
+        "params_total": info.params_total,
+        "flops_per_token": info.flops_per_token,
+        "flops_convention": sweep["flops_per_token"],
+        "tokens_per_sample": tokens_per_sample,
+        "batch_size": batch,
+        "steps": steps,
+        "tokens": tokens,
+        "lr": lr,
+        "warmup_steps": recipe.warmup_steps(
+            info.params, batch * tokens_per_sample, steps,
+            sweep["warmup_tokens_per_param"], sweep["max_warmup_fraction"],
+        ),
+        "planned_flops": budget,
+        "achieved_flops": achieved,
+        "seed": sweep["seed"] if seed is None else seed,
+        "role": role,
+        "wave": wave,
+    }
+    return row, warnings
+
+
+def as_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def read_runs_table(path: str | Path) -> pd.DataFrame:
@@ -140,10 +213,20 @@ def run_row(table: pd.DataFrame, run_id_: str) -> dict:
     if not rows:
         raise KeyError(f"run {run_id_!r} is not in the runs table")
     row = rows[0]
-    for key in ("params", "params_total", "tokens_per_sample", "batch_size", "steps", "tokens", "warmup_steps", "seed"):
+    for key in ("params", "params_total", "tokens_per_sample", "batch_size", "steps", "tokens", "warmup_steps",
+                "seed", "wave"):
         row[key] = int(row[key])
     row["size"] = as_size(row["size"])
     return row
+
+
+def run_identity(row: dict) -> dict:
+    """What makes a run *this* run: every planned column except bookkeeping (when/why it was planned).
+
+    The workflow's rerun trigger (the train rule's params) uses it, so re-placing a run in another
+    wave never retrains it, while a changed lr, seed, batch or budget does.
+    """
+    return {k: v for k, v in row.items() if k not in BOOKKEEPING}
 
 
 def runtime_minutes(achieved_flops: float, flops_per_second: float, minimum: float) -> int:

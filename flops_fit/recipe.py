@@ -1,8 +1,16 @@
 """Sweep policy: which sizes to train at each budget, and with which batch, steps and learning rate.
 
 This module holds the *choices* (in the spirit of Marin's ``ScalingRecipe`` and OLMo-core's run
-configurators); :mod:`flops_fit.planning` holds the arithmetic that turns them into exact runs. Every
-choice reads its knobs from the ``sweep:`` config section, documented in the schema.
+configurators); :mod:`flops_fit.planning` holds the arithmetic that turns them into exact runs and
+:mod:`flops_fit.placement` the order in which budgets are placed. Every choice reads its knobs from
+the ``sweep:`` config section, documented in the schema.
+
+The default recipe follows Porian et al. (2024, "Resolving discrepancies in compute-optimal scaling
+of language models"), who tuned batch size and learning rate per model size and found
+B* ∝ N^(2/3) (160 sequences of 2048 tokens at 108M parameters) and lr* ∝ N^(−1/3) (0.0047 at 108M).
+The batch law is used as published; the learning-rate law is *calibrated* on the user's own model
+and data by a short lr sweep at the smallest budget (:mod:`flops_fit.calibration`), because its
+constant does not transfer across architectures, data and batch sizes.
 """
 
 from __future__ import annotations
@@ -16,14 +24,23 @@ def expected_optimal_params(budget: float, tokens_per_param: float, flops_per_pa
     return math.sqrt(budget / (flops_per_param_token * tokens_per_param))
 
 
+def target_params(center: float, count: int, span: float) -> list[float]:
+    """``count`` parameter counts log-spaced over ``span`` (largest/smallest), centred on ``center``.
+
+    Log spacing matches the parabola-in-ln N fit; a centred window keeps its minimum unbiased.
+    """
+    half = math.log(span) / 2
+    return [center * math.exp(-half + 2 * half * i / (count - 1)) for i in range(count)]
+
+
 def select_sizes(
-    budget: float, params_by_size: dict[float, int], count: int, tokens_per_param: float
+    budget: float, params_by_size: dict[float, int], count: int, center: float
 ) -> tuple[list[float], list[str]]:
-    """Choose ``count`` consecutive sizes (ordered by N) centred, in log N, on the expected optimum.
+    """Choose ``count`` consecutive candidate sizes (ordered by N) centred, in log N, on ``center``.
 
     Centring matters: an off-centre window biases the parabola's minimum (Open-Athena), and a window
     that does not bracket the optimum yields an edge minimum the fit has to refuse. Returns the sizes
-    and warnings when the grid cannot centre the window.
+    and warnings when the candidates cannot centre the window.
     """
     ordered = sorted(params_by_size, key=lambda s: params_by_size[s])
     warnings: list[str] = []
@@ -34,28 +51,40 @@ def select_sizes(
                 f"sweep.sizes_per_budget={count}; training all of them"
             )
         return ordered, warnings
-    target = math.log(expected_optimal_params(budget, tokens_per_param))
+    target = math.log(center)
     logn = [math.log(params_by_size[s]) for s in ordered]
     starts = range(len(ordered) - count + 1)
     best = min(starts, key=lambda i: abs((logn[i] + logn[i + count - 1]) / 2 - target))
     if target < logn[best] or target > logn[best + count - 1]:
         warnings.append(
-            f"budget {budget:.3g}: the expected optimum N≈{math.exp(target):.3g} lies outside model.sizes "
+            f"budget {budget:.3g}: the expected optimum N≈{center:.3g} lies outside model.sizes "
             f"(N from {params_by_size[ordered[0]]:.3g} to {params_by_size[ordered[-1]]:.3g}); "
             f"add {'smaller' if target < logn[0] else 'larger'} sizes so the minimum can be bracketed"
         )
     return ordered[best : best + count], warnings
 
 
-def learning_rate(params: int, reference_params: int, base_lr: float, exponent: float) -> float:
+def extension_params(window_params: Sequence[float], side: str, count: int) -> list[float]:
+    """``count`` parameter counts beyond the ``side`` ("smaller"/"larger") edge of a window.
+
+    Spaced like the window itself (its median ratio between neighbours, at least 1.25×), so an
+    extended profile stays evenly sampled in ln N.
+    """
+    ordered = sorted(window_params)
+    ratios = sorted(b / a for a, b in zip(ordered, ordered[1:]) if b > a)
+    step = max(ratios[len(ratios) // 2] if ratios else 2.0, 1.25)
+    edge, sign = (ordered[-1], 1) if side == "larger" else (ordered[0], -1)
+    return [edge * step ** (sign * k) for k in range(1, count + 1)]
+
+
+def learning_rate(params: int, reference_params: float, base_lr: float, exponent: float) -> float:
     """Peak lr = base_lr · (N / N_ref)^exponent (exponent 0: constant; −1/3: Porian et al.'s tuned law)."""
     return base_lr * (params / reference_params) ** exponent
 
 
-def batch_rule(sweep: dict, fixed_batch: int | None) -> tuple[int | None, int | None]:
-    """(steps target, batch size): a user DataLoader's batch wins, then ``sweep.batch_size``, else fixed steps."""
-    batch_size = fixed_batch or sweep["batch_size"]
-    return (None if batch_size else sweep["steps"]), batch_size
+def batch_law_tokens(params: int, batch: dict) -> float:
+    """Tokens per optimizer step from the batch law B = tokens · (N / reference_params)^exponent."""
+    return float(batch["tokens"]) * (params / float(batch["reference_params"])) ** float(batch["exponent"])
 
 
 def batch_and_steps(
@@ -63,9 +92,8 @@ def batch_and_steps(
 ) -> tuple[int, int]:
     """Return (batch_size in samples, steps) so that steps·batch·tokens_per_sample ≈ tokens.
 
-    With a fixed step count the batch grows with D (the measured-best recipe on CPU: small models with
-    many tokens get big, efficient batches); the step count is then re-derived from the rounded batch,
-    so the token count misses the budget by at most half a batch (≤ 1/(2·steps) relatively).
+    With a fixed step count the batch grows with D; the step count is then re-derived from the
+    rounded batch, so the token count misses the budget by at most half a batch (≤ 1/(2·steps)).
     """
     samples = tokens / tokens_per_sample
     if batch_size is not None:
@@ -76,6 +104,28 @@ def batch_and_steps(
     candidates = {max(1, math.floor(samples / steps)), max(1, math.ceil(samples / steps))}
     plans = [(b, max(1, round(samples / b))) for b in sorted(candidates)]
     return min(plans, key=lambda plan: abs(plan[0] * plan[1] - samples))
+
+
+def batch_plan(
+    sweep: dict, params: int, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
+) -> tuple[int, int, str]:
+    """(batch in samples, steps, rule) of one run; precedence: a user DataLoader's batch,
+    ``sweep.batch_size``, ``sweep.steps``, then the batch law (``sweep.batch``).
+
+    The batch law is never rounded down to nothing: it keeps at least ``batch.min_samples``
+    samples, and the rule text says so when that floor binds (the planner warns about it).
+    """
+    if fixed_batch or sweep["batch_size"]:
+        batch, steps = batch_and_steps(tokens, tokens_per_sample, None, fixed_batch or sweep["batch_size"])
+        return batch, steps, "fixed batch"
+    if sweep["steps"]:
+        batch, steps = batch_and_steps(tokens, tokens_per_sample, sweep["steps"], None)
+        return batch, steps, "fixed steps"
+    law = batch_law_tokens(params, sweep["batch"]) / tokens_per_sample
+    floor = int(sweep["batch"]["min_samples"])
+    batch = max(floor, round(law))
+    steps = max(1, round(tokens / tokens_per_sample / batch))
+    return batch, steps, "batch law" if law >= floor - 0.5 else f"batch law floored at {floor} samples"
 
 
 def warmup_steps(

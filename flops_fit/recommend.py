@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from flops_fit import heldout, recipe
 from flops_fit.flops import matmul_params
 from flops_fit.io import write_tsv
-from flops_fit.model_contract import instantiate
+from flops_fit.model_contract import default_probe_sizes, instantiate
 from flops_fit.planning import as_size, describe_sizes, read_runs_table
 
 Size = int | float
@@ -196,17 +196,18 @@ def recommend(
     """
     model = config["model"]
     convention = config["sweep"]["flops_per_token"]
-    steps_target, batch_size = recipe.batch_rule(config["sweep"], fixed_batch)
+    seeds = model.get("sizes") or default_probe_sizes(model_cls, model["size_param"])
     counter = ParamCounter(model_cls, model["size_param"], model["kwargs"])
     rows, warnings = [], []
     for p in fit.get("predictions", []):
-        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], p["N"], model["sizes"], counter)
+        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], p["N"], seeds, counter)
         info, notes = describe_sizes(model_cls, model["size_param"], [size], model["kwargs"], convention,
                                      example_inputs, tokens_per_sample)
         warnings += notes
         fpt = info[size].flops_per_token
         tokens_wanted = p["C"] / fpt
-        batch, steps = recipe.batch_and_steps(tokens_wanted, tokens_per_sample, steps_target, batch_size)
+        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, tokens_wanted, tokens_per_sample,
+                                            fixed_batch)
         rows.append({
             "C": p["C"], "size_param": model["size_param"], "size": size, "N": info[size].params,
             "N_star": p["N"], **dict(zip(("N_star_lo", "N_star_hi"), _ci(p, "N"))),

@@ -18,7 +18,13 @@ from typing import Any
 from flops_fit.data import describe_dataset, validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.loss import loss_name, validate_loss_fn
-from flops_fit.model_contract import CONFIG_NAMES, check_model_class, check_size_param, param_counts
+from flops_fit.model_contract import (
+    CONFIG_NAMES,
+    check_model_class,
+    check_size_param,
+    default_probe_sizes,
+    param_counts,
+)
 from flops_fit.references import build, describe, resolve
 
 #: config section -> whether a function target is called with the kwargs (dataset) or bound (loss)
@@ -45,14 +51,15 @@ def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = Non
     the loss name; the validate rule writes it to ``results/validated.json``.
     """
     objects, problems = _build(config, base_dir)
-    model_cls, size_param, sizes = objects["model"], config["model"]["size_param"], config["model"]["sizes"]
+    model_cls, size_param, sizes = objects["model"], config["model"]["size_param"], config["model"].get("sizes")
     model_kwargs = config["model"].get("kwargs") or {}
     counts: dict[Any, tuple[int, int]] = {}
     if model_cls is not None:
         try:
             check_model_class(model_cls, names=CONFIG_NAMES)
             check_size_param(model_cls, size_param, model_kwargs, names=CONFIG_NAMES)
-            counts = param_counts(model_cls, size_param, sizes, model_kwargs, names=CONFIG_NAMES)
+            probe = sizes or default_probe_sizes(model_cls, size_param)  # no sizes: the planner searches the knob
+            counts = param_counts(model_cls, size_param, probe, model_kwargs, names=CONFIG_NAMES)
         except (TypeError, ValueError) as exc:
             problems.insert(0, str(exc))  # the model resolved, so this is the first model problem
     checks = {
@@ -115,7 +122,7 @@ def _summary(
             "class": config["model"]["class"],
             "resolved": f"{model_cls.__module__}.{model_cls.__qualname__}",
             "size_param": config["model"]["size_param"],
-            "sizes": list(config["model"]["sizes"]),
+            "sizes": None if config["model"].get("sizes") is None else list(config["model"]["sizes"]),
             "params_by_size": {str(size): n for size, (n, _) in counts.items()},
             "params_total_by_size": {str(size): total for size, (_, total) in counts.items()},
         },

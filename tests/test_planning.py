@@ -1,27 +1,66 @@
-"""Sweep policy (recipe) and mechanics (planning): sizes per budget, exact budgets, stable run ids."""
+"""Sweep policy (recipe) and mechanics (planning): windows, batch law, exact budgets, stable run ids."""
 
 import math
 
 import pytest
+import torch
+from torch import nn
 
 from flops_fit import recipe
 from flops_fit.config import prepare_config
-from flops_fit.planning import SizeInfo, plan_sweep, run_id, run_row
+from flops_fit.planning import SizeCatalog, SizeInfo, plan_row, run_id, run_identity, run_row, as_table
+
+
+class MLP(nn.Module):
+    """N = 32·w + w² + w (three matmuls): grows smoothly with the width knob."""
+
+    def __init__(self, width: int, n_in: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, width, bias=False), nn.Linear(width, width, bias=False),
+                                 nn.Linear(width, 1, bias=False))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def config(sizes=None, **sweep):
+    model = {"class": "m:MLP", "size_param": "width"}
+    if sizes is not None:
+        model["sizes"] = sizes
+    return prepare_config({
+        "model": model, "dataset": {"target": "d:D"}, "loss": {"target": "l:L"},
+        "budgets": [1e9, 1e10], "sweep": {"sizes_per_budget": 4, **sweep},
+    })
+
+
+def catalog(cfg) -> SizeCatalog:
+    return SizeCatalog(MLP, cfg["model"], "6N", torch.zeros(1, 32), tokens_per_sample=1)
 
 
 def test_window_is_centred_on_the_expected_optimum():
     params = {s: 100 * s * s for s in (1, 2, 4, 8, 16, 32, 64, 128)}
-    # expected optimum for C = 6 * 20 * N^2 at N = 100 * 16^2
-    budget = 6 * 20 * (100 * 16 * 16) ** 2
-    sizes, warnings = recipe.select_sizes(budget, params, 5, 20)
+    sizes, warnings = recipe.select_sizes(1e15, params, 5, center=100 * 16 * 16)
     assert sizes == [4, 8, 16, 32, 64] and warnings == []
 
 
 def test_window_at_the_edge_warns_to_add_sizes():
     params = {s: 100 * s * s for s in (1, 2, 4, 8)}
-    sizes, warnings = recipe.select_sizes(1e20, params, 3, 20)
+    sizes, warnings = recipe.select_sizes(1e20, params, 3, center=1e9)
     assert sizes == [2, 4, 8]
     assert "add larger sizes" in warnings[0]
+
+
+def test_target_grid_is_log_spaced_and_centred():
+    targets = recipe.target_params(1e6, 5, 16)
+    assert targets[0] == pytest.approx(2.5e5) and targets[-1] == pytest.approx(4e6)
+    assert targets[2] == pytest.approx(1e6)
+    ratios = [b / a for a, b in zip(targets, targets[1:])]
+    assert max(ratios) == pytest.approx(min(ratios))
+
+
+def test_extension_continues_the_window_spacing():
+    assert recipe.extension_params([1, 2, 4, 8], "larger", 2) == pytest.approx([16, 32])
+    assert recipe.extension_params([1, 2, 4, 8], "smaller", 1) == pytest.approx([0.5])
 
 
 @pytest.mark.parametrize("tokens", [1e4, 3.3e5, 7.77e6, 2e8])
@@ -32,6 +71,18 @@ def test_batch_and_steps_hit_the_tokens_within_one_percent(tokens, steps):
     assert abs(n_steps / steps - 1) < 0.2 or batch == 1
 
 
+def test_batch_law_grows_as_n_to_two_thirds_and_says_when_floored():
+    sweep = config()["sweep"]
+    small = recipe.batch_plan(sweep, 10**6, 1e9, 64)
+    big = recipe.batch_plan(sweep, 8 * 10**6, 1e9, 64)
+    assert big[0] / small[0] == pytest.approx(4, rel=0.05) and small[2] == big[2] == "batch law"
+    # Porian et al.: 160 sequences of 2048 tokens at N = 108M
+    assert recipe.batch_plan(sweep, 108_000_000, 1e12, 2048)[0] == 160
+    batch, _, rule = recipe.batch_plan(sweep, 100, 1e6, 64)  # a law of a fraction of one sample
+    assert batch == 1 and "floored" in rule
+    assert recipe.batch_plan({**sweep, "steps": 100}, 10**6, 6.4e6, 64)[:2] == (1000, 100)
+
+
 def test_lr_rule_and_warmup_cap():
     assert recipe.learning_rate(800, 100, 0.01, -1 / 3) == pytest.approx(0.005)
     assert recipe.learning_rate(800, 100, 0.01, 0) == 0.01
@@ -39,57 +90,41 @@ def test_lr_rule_and_warmup_cap():
     assert recipe.warmup_steps(params=10**6, tokens_per_step=1000, steps=400, tokens_per_param=1, max_fraction=0.1) == 40
 
 
-def _config(**sweep):
-    return prepare_config({
-        "model": {"class": "m:M", "size_param": "width", "sizes": [8, 16, 32, 64, 128]},
-        "dataset": {"target": "d:D"}, "loss": {"target": "l:L"},
-        "budgets": [1e9, 1e10], "sweep": {"sizes_per_budget": 4, **sweep},
-    })
+def test_plan_row_hits_its_budget_and_warns_about_floored_batches():
+    cfg = config()
+    info = SizeInfo(params=50_000, params_total=60_000, flops_per_token=300_000)
+    row, warnings = plan_row(cfg, 1e11, 64, info, tokens_per_sample=16, lr=0.01)
+    assert abs(row["achieved_flops"] / 1e11 - 1) <= 0.01 and warnings == []
+    assert row["tokens"] == row["steps"] * row["batch_size"] * 16
+    assert row["warmup_steps"] <= 0.1 * row["steps"] and row["role"] == "sweep"
+    tiny = SizeInfo(params=5, params_total=6, flops_per_token=30)
+    _, warnings = plan_row(cfg, 1e7, 1, tiny, tokens_per_sample=16, lr=0.01)
+    assert any("floored" in w and "sweep.batch" in w for w in warnings)
 
 
-SIZES = {s: SizeInfo(params=50 * s * s, params_total=60 * s * s, flops_per_token=6 * 50 * s * s) for s in (8, 16, 32, 64, 128)}
-
-
-def test_plan_rows_hit_their_budgets_and_record_conventions():
-    table, warnings = plan_sweep(_config(steps=100), SIZES, tokens_per_sample=16)
-    assert len(table) == 8 and not [w for w in warnings if "off the budget" in w]
-    assert ((table.achieved_flops / table.planned_flops - 1).abs() <= 0.01).all()
-    assert (table.tokens == table.steps * table.batch_size * table.tokens_per_sample).all()
-    assert (table.achieved_flops == table.tokens * table.flops_per_token).all()
-    assert set(table.flops_convention) == {"6N"}
-    # lr falls with N (reference = smallest size) and warmup never exceeds 10 % of the run
-    assert table.groupby("budget").lr.apply(lambda s: s.is_monotonic_decreasing).all()
-    assert (table.warmup_steps <= 0.1 * table.steps).all()
-
-
-def test_growing_the_config_keeps_existing_ids_and_rows():
-    before, _ = plan_sweep(_config(steps=100), SIZES, 16)
-    config = _config(steps=100)
-    config["budgets"].append(1e11)
-    after, _ = plan_sweep(config, SIZES, 16)
-    assert set(before.run_id) < set(after.run_id)
-    common = after[after.run_id.isin(before.run_id)].reset_index(drop=True)
-    assert common.equals(before.reset_index(drop=True))
-
-
-def test_explicit_budget_sizes_and_fixed_batch():
-    table, _ = plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 64, 128]}]), SIZES, 16, fixed_batch=4)
-    assert list(table[table.budget == 1e9]["size"]) == [8, 16, 64, 128]
-    assert set(table.batch_size) == {4}
-    with pytest.raises(ValueError, match="not in model.sizes"):
-        plan_sweep(_config(budget_sizes=[{"budget": 1e9, "sizes": [8, 16, 32, 100]}]), SIZES, 16)
+def test_catalog_searches_the_knob_without_sizes_and_keeps_given_sizes():
+    searched = catalog(config())
+    size = searched.size_for(50_000)
+    assert isinstance(size, int) and abs(math.log(searched.info(size).params / 50_000)) < 0.05
+    given = catalog(config(sizes=[16, 64, 256, 1024]))
+    assert given.size_for(50_000) == 256 and set(given.candidates()) == {16, 64, 256, 1024}
 
 
 def test_run_ids_are_stable_and_path_safe():
     assert run_id(3e11, "d_model", 48.0) == "C3e11_d_model48"
     assert run_id(6.5e11, "width", 0.5) == "C6.5e11_width0.5"
+    assert run_id(1e10, "width", 8, "_seed1") == "C1e10_width8_seed1"
     assert "/" not in run_id(1.234567e21, "n", 3)
 
 
-def test_run_row_keeps_integers(tmp_path):
-    table, _ = plan_sweep(_config(steps=100), SIZES, 16)
-    row = run_row(table, table.run_id[0])
-    assert isinstance(row["steps"], int) and isinstance(row["size"], int)
-    assert math.isclose(row["budget"], 1e9)
+def test_run_row_keeps_integers_and_identity_ignores_bookkeeping():
+    info = SizeInfo(params=50_000, params_total=60_000, flops_per_token=300_000)
+    row, _ = plan_row(config(), 1e11, 64, info, tokens_per_sample=16, lr=0.01, wave=3)
+    table = as_table([row])
+    back = run_row(table, row["run_id"])
+    assert isinstance(back["steps"], int) and isinstance(back["size"], int) and back["wave"] == 3
+    assert math.isclose(back["budget"], 1e11)
+    identity = run_identity(back)
+    assert "wave" not in identity and "role" not in identity and identity["lr"] == 0.01
     with pytest.raises(KeyError):
         run_row(table, "nope")

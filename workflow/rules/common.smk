@@ -3,7 +3,7 @@ import sys
 
 import torch
 
-from flops_fit import planning
+from flops_fit import placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.errors import ConfigError
 
@@ -16,20 +16,84 @@ except ConfigError as error:
 
 wildcard_constraints:
     run_id="[^/]+",
+    wave="[0-9]+",
+
+
+LAST_WAVE = placement.wave_count(config) - 1
+
+
+def metrics_of(table):
+    return expand("results/runs/{run_id}/metrics.json", run_id=table["run_id"])
+
+
+def calibration_table():
+    """The lr-calibration runs (available once the calibration_plan checkpoint has run)."""
+    return planning.read_runs_table(checkpoints.calibration_plan.get().output.runs)
+
+
+def calibration_metrics(wildcards):
+    return metrics_of(calibration_table())
+
+
+def wave_table(wave):
+    """The cumulative runs table after placement wave ``wave`` (once its checkpoint has run)."""
+    return planning.read_runs_table(checkpoints.place.get(wave=wave).output.runs)
+
+
+def wave_inputs(wildcards):
+    """A wave places runs from the lr law and the finished runs of the wave before it."""
+    wave = int(wildcards.wave)
+    inputs = {"config": "results/validated.json", "lr": "results/plan/lr_calibration.json"}
+    if wave > 0:
+        table = wave_table(wave - 1)
+        inputs["previous"] = checkpoints.place.get(wave=wave - 1).output.runs
+        inputs["metrics"] = metrics_of(table[table["wave"] == wave - 1])
+    return inputs
+
+
+def last_wave(wildcards):
+    table = wave_table(LAST_WAVE)
+    return {
+        "config": "results/validated.json",
+        "wave": checkpoints.place.get(wave=LAST_WAVE).output.runs,
+        "metrics": metrics_of(table[table["wave"] == LAST_WAVE]),
+    }
 
 
 def runs_table():
-    """The planned runs (available once the plan checkpoint has run)."""
-    return planning.read_runs_table(checkpoints.plan.get().output.runs)
+    """Every planned sweep run and replicate: the last wave's cumulative table."""
+    return wave_table(LAST_WAVE)
 
 
 def all_metrics(wildcards):
-    return expand("results/runs/{run_id}/metrics.json", run_id=runs_table()["run_id"])
+    return metrics_of(runs_table())
+
+
+def plan_tables():
+    """Every plan table in order (calibration, then the waves); later ones are read only when needed."""
+    yield checkpoints.calibration_plan.get().output.runs
+    for wave in range(LAST_WAVE + 1):
+        yield checkpoints.place.get(wave=wave).output.runs
+
+
+def run_source(run_id):
+    """(table file, row) of a run: the calibration table or the first wave that placed it."""
+    for path in plan_tables():
+        table = planning.read_runs_table(path)
+        if run_id in set(table["run_id"]):
+            return path, planning.run_row(table, run_id)
+    raise KeyError(f"run {run_id!r} is in no plan table")
+
+
+def run_table_file(wildcards):
+    # ancient(): a rewritten plan must not retrain finished runs; per-run changes are caught by
+    # the params rerun trigger instead (params.run is this run's identity).
+    return ancient(run_source(wildcards.run_id)[0])
 
 
 def run_plan(wildcards):
-    """This run's row of the plan: a params value, so a changed plan retrains only the runs it changes."""
-    return planning.run_row(runs_table(), wildcards.run_id)
+    """This run's identity (its plan row without bookkeeping): a changed plan retrains only what it changes."""
+    return planning.run_identity(run_source(wildcards.run_id)[1])
 
 
 def train_gpus(wildcards):

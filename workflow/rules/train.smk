@@ -1,9 +1,9 @@
 rule train:
     input:
         # ancient(): a rewritten plan or config must not retrain finished runs; per-run changes are
-        # caught by the params rerun trigger instead (params.run is this run's row of the plan).
+        # caught by the params rerun trigger instead (params.run is this run's identity).
         config=ancient("results/validated.json"),
-        runs=ancient("results/plan/runs.tsv"),
+        runs=run_table_file,
     output:
         metrics="results/runs/{run_id}/metrics.json",
         curve="results/runs/{run_id}/curve.tsv",

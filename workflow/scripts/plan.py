@@ -1,14 +1,11 @@
-"""plan checkpoint: the runs table (sizes per budget, tokens, batch, steps, lr, FLOPs)."""
+"""plan rule: every planned run (the last wave's cumulative table), for the fit and the report."""
 
-from flops_fit.errors import ConfigError
-from flops_fit.logs import fail, setup
+from flops_fit.logs import setup
 from flops_fit.pipeline import plan_step, read_validated
 
 log = setup(snakemake.log[0])
-try:
-    table, warnings = plan_step(read_validated(snakemake.input[0]), snakemake.output.runs)
-except (ConfigError, TypeError, ValueError) as error:
-    fail(log, "plan", error)
-for warning in warnings:
-    log.warning(warning)
-log.info("planned %d runs:\n%s", len(table), table.to_string(index=False))
+config = read_validated(snakemake.input.config)
+table, notes = plan_step(config, snakemake.input.wave, snakemake.params.runs_dir, snakemake.output.runs)
+for note in notes:
+    log.warning(note)
+log.info("%d planned runs:\n%s", len(table), table.to_string(index=False))
