@@ -70,10 +70,10 @@ def best_lr(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, bool]:
         raise ValueError("every calibration run of this size diverged or failed")
     i = int(np.argmin(y))
     if i in (0, len(x) - 1):
-        return float(math.exp(x[i])), True
+        return float(lrs[order][i]), True
     xs, ys = x[i - 1 : i + 2], y[i - 1 : i + 2]
     if not np.isfinite(ys).all():
-        return float(math.exp(x[i])), False
+        return float(lrs[order][i]), False
     a, b, _ = np.polyfit(xs, ys, 2)
     vertex = -b / (2 * a) if a > 0 else x[i]
     return float(math.exp(np.clip(vertex, xs[0], xs[-1]))), False
