@@ -23,7 +23,9 @@ def call(data, tmp_path, **overrides):
         model_cls=GPT, model_size_param="d_model", model_kwargs=KWARGS, dataset=data,
         loss_fn=next_token_loss, compute_budgets=[1e10, 3e10], sizes=SIZES, target_budgets=[1e11],
         eval_samples=128, output_dir=tmp_path / "out",
-        sweep={"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5}, fit={"bootstrap": 30},
+        sweep={"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
+               "placement": "fixed", "lr_calibration": {"enabled": False}},
+        fit={"bootstrap": 30},
     )
     return flops_fit.find_optimal(**{**args, **overrides})
 
@@ -50,11 +52,21 @@ def test_find_optimal_returns_a_real_result_and_resumes(data, tmp_path):
         ({"dataset": None}, TypeError, "dataset is required"),
         ({"dataset": [1, 2, 3]}, TypeError, "list"),
         ({"model_size_param": "width"}, TypeError, "width"),
-        ({"sizes": None}, TypeError, "sizes is required"),
         ({"compute_budgets": None}, TypeError, "compute_budgets is required"),
     ],
 )
 def test_bad_input_fails_before_any_training(data, tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         call(data, tmp_path, **overrides)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_independent_problem_is_reported_at_once_with_the_documents_messages(data, tmp_path):
+    # the origin document's call has no sizes: that is fine now, and its own messages come first
+    with pytest.raises(TypeError) as info:
+        call(data, tmp_path, sizes=None, dataset=None, loss_fn=None, compute_budgets=None)
+    message = str(info.value)
+    assert message.startswith("find_optimal() has 3 problems:")
+    assert "1. dataset is required" in message and "2. loss_fn is required" in message
+    assert "3. compute_budgets is required" in message and "sizes" not in message
     assert not (tmp_path / "out").exists()
