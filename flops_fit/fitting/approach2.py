@@ -47,6 +47,9 @@ def fit_isoflop(N, D, L, C, group, W, degree, noise_sd, warnings) -> tuple[dict,
     rows = [entry for _, _, entry in profiles]
     iso["per_budget"] = rows
     ok = np.array([r["interior"] for r in rows], bool)
+    if not rows:
+        iso["skipped"] = "Approach 2 skipped: the runs form no isoFLOP groups. Approach 3 alone is reported."
+        return iso, empty
     if ok.sum() < 2:
         iso["skipped"] = (f"Approach 2 skipped: {ok.sum()} budget(s) with an interior optimum among "
                           f"{len(rows)} isoFLOP group(s) (need 2 or more). Approach 3 alone is reported.")

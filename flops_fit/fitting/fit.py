@@ -56,7 +56,7 @@ def _check_options(degree: int | str, bootstrap: int, huber_delta: float, noise_
         raise ValueError(f"recommend_from must be isoflop or parametric, not {recommend_from!r}")
 
 
-def prepare_table(df: pd.DataFrame, budgets: Sequence[float] | None) -> tuple[pd.DataFrame, str, list[str]]:
+def prepare_table(df: pd.DataFrame, budgets: Sequence[float] | None) -> tuple[pd.DataFrame, str | None, list[str]]:
     """The fit's input: failed runs dropped, values checked, C filled (6·N·D) and each run's isoFLOP
     group in ``budget`` (NaN: none); with where the groups came from and warnings. The CLI plots
     from this table, so the figures show the groups the fit used."""
@@ -92,7 +92,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     df, source, warnings = prepare_table(df, budgets)
     N, D, L, C, group = (df[c].to_numpy(float) for c in ("N", "D", "loss", "C", "budget"))
     k = float(np.median(C / (N * D)))
-    noise = noise_estimate(N, L, group, noise_sd)
+    noise = noise_record(noise_sd)
 
     data = parametric.Data.from_arrays(N, D, L, huber_delta)
     point = parametric.fit_parametric(data)
@@ -145,20 +145,14 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     })
 
 
-def noise_estimate(N: np.ndarray, L: np.ndarray, group: np.ndarray, noise_sd: float | None) -> dict:
-    """Run-to-run loss noise: the given one, else the pooled sd of seed replicates, else none.
+def noise_record(noise_sd: float | None) -> dict:
+    """``fit.json["noise"]``: the run-to-run loss noise the fit was given (seed replicates), or none.
 
-    Replicates are runs at the same (budget, N); their pooled within-cell standard deviation is an
-    honest estimate of the noise a profile's residuals should not undercut.
+    Runs at the same (budget, N) are kept as replicates either way; their spread is not turned into
+    a noise estimate here, because a table's repeated (N, D) may differ in more than the seed (a
+    learning-rate sweep, say), and that spread is not noise.
     """
-    if noise_sd is not None:
-        return {"sd": float(noise_sd), "source": "given"}
-    cells = pd.DataFrame({"g": np.nan_to_num(group, nan=-1.0), "N": N, "L": L}).groupby(["g", "N"])["L"]
-    dof = int((cells.count() - 1).sum())
-    if dof < 1:
-        return {"sd": None, "source": None}
-    sd = float(np.sqrt(((cells.transform("mean") - L) ** 2).sum() / dof))
-    return {"sd": sd, "source": f"seed replicates ({dof} degrees of freedom)"}
+    return {"sd": None if noise_sd is None else float(noise_sd), "source": None if noise_sd is None else "given"}
 
 
 def _predictions(theta, theta_b, k, targets, iso, iso_boot, c_max, warnings) -> list[dict]:

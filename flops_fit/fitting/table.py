@@ -149,7 +149,7 @@ def separated_groups(C: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, str | No
         f"need 2+ holding {GROUP_COVERAGE:.0%})")
 
 
-def group_runs(df: pd.DataFrame, C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.ndarray, str, list[str]]:
+def group_runs(df: pd.DataFrame, C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.ndarray, str | None, list[str]]:
     """isoFLOP group of each row (NaN: none), where the groups came from, and warnings.
 
     In order of trust: a ``budget`` column, the planned ``budgets``, then C values that clearly form
@@ -169,5 +169,5 @@ def group_runs(df: pd.DataFrame, C: np.ndarray, budgets: Sequence[float] | None)
             warnings.append(f"{np.isnan(group).sum()} run(s) outside the isoFLOP groups ({_row_labels(df, np.isnan(group))})"
                             " are fitted by Approach 3 only")
         return group, source, warnings
-    return group, "none", [f"no isoFLOP groups: no budget column, no planned budgets, and {why_not}; "
+    return group, None, [f"no isoFLOP groups: no budget column, no planned budgets, and {why_not}; "
                            "Approach 3 alone is reported (add a budget column to fit isoFLOP profiles)"]
