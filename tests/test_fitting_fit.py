@@ -64,7 +64,9 @@ def test_assorted_budgets_get_approach3_only_with_a_reason():
     df = pd.DataFrame({"N": N, "D": D, "loss": law(N, D) * np.exp(rng.normal(0, 0.005, 80))})
     result = fit_table(df, target_budgets=[1e21], bootstrap=20)
     assert result["isoflop"]["a"] is None and result["isoflop"]["skipped"].startswith("Approach 2 skipped")
-    assert result["isoflop"]["skipped"] in result["warnings"]
+    assert any(w.startswith("no isoFLOP groups: ") for w in result["warnings"])
+    assert result["recommend"]["method"] == "parametric" and "Approach 2 unavailable" in result["recommend"]["reason"]
+    assert result["predictions"][0]["recommended"]["N"] == result["predictions"][0]["N"]
     assert result["predictions"][0]["isoflop_N"] is None
     assert result["parametric"]["a"] == pytest.approx(TRUE_A, abs=0.02)
 
