@@ -125,6 +125,10 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
     return pd.DataFrame(rows), warnings
 
 
+#: what the workflow's N counts (docs/architecture.md), for the figure labels
+N_CONVENTION = "matmul parameters: head included, embedding lookups excluded"
+
+
 def fit_step(config: dict, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path) -> dict:
     """The fit rule: scaling laws from the finished runs, written to fit.json and summary.tsv."""
     return fit_runs(config, planning.read_runs_table(runs_path), runs_dir, out_dir)
@@ -138,7 +142,8 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path, out_dir: s
     fit = config["fit"]
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],
-        bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"],
+        bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
+        recommend_from=fit["recommend_from"], n_convention=N_CONVENTION,
     )
     result["warnings"] = warnings + list(result.get("warnings", []))
     write_fit(result, out_dir)

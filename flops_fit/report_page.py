@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from flops_fit.fitting.report import summary_rows
+from flops_fit.fitting.report import backtest_line, summary_rows
 from flops_fit.io import write_text, write_tsv
-from flops_fit.recommend import lines, read_recommendations
+from flops_fit.recommend import lines, no_recommendation, read_recommendations
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
 RUN_COLUMNS = ["run_id", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
@@ -44,8 +44,8 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
 
 
 #: the recommendation columns shown on the page (the TSV has them all)
-DECISION_COLUMNS = ["C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D", "batch_size", "steps",
-                    "loss", "loss_lo", "loss_hi"]
+DECISION_COLUMNS = ["C", "size_param", "size", "N", "method", "N_star", "N_star_lo", "N_star_hi", "N_star_isoflop",
+                    "N_star_parametric", "D", "batch_size", "steps", "loss", "loss_lo", "loss_hi"]
 
 
 def _cell(value: object) -> str:
@@ -69,7 +69,8 @@ def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFram
         [r for r in summary_rows(fit) if r[0] != "warning"],
         columns=["section", "quantity", "value", "ci_lo / status", "ci_hi / reason"],
     )
-    decisions = lines(recommendations) or ["no target_budgets configured: add some to get a recommendation"]
+    decisions = (lines(recommendations) or no_recommendation(fit)
+                 or ["no target_budgets configured: add some to get a recommendation"])
     all_warnings = list(fit.get("warnings", []))
     level = (fit.get("bootstrap") or {}).get("ci_level", 0.95)
     resamples = (fit.get("bootstrap") or {}).get("resamples")
@@ -79,7 +80,9 @@ def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFram
 <h1>flops-fit: compute-optimal scaling laws ({fit.get("n_runs")} runs fitted)</h1>
 <h2>Recommendations</h2>
 {_notes(decisions, "decision")}
-{_table(recommendations[DECISION_COLUMNS]) if len(recommendations) else ""}
+{_table(recommendations[[c for c in DECISION_COLUMNS if c in recommendations.columns]]) if len(recommendations) else ""}
+<h2>Backtest: the largest budget predicted from the others</h2>
+<p>{html.escape(backtest_line(fit.get("backtest")))}</p>
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
 <h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>

@@ -141,7 +141,7 @@ def summary_rows(result: dict) -> list[tuple[str, str, Any, Any, Any]]:
         rows.append(("isoflop", name, iso[name], *ci))
     for pb in iso["per_budget"]:
         rows.append(("isoflop_budget", f"N_opt@C={pb['C']:.4g}", pb["N_opt"],
-                     "interior" if pb["interior"] else "refused", pb["reason"]))
+                     "interior" if pb["interior"] else "refused", pb["reason"] or pb.get("degree_reason")))
     for p in result["predictions"]:
         for q in ("N", "D", "loss"):
             ci = p["ci"][q] or [None, None]
