@@ -184,3 +184,13 @@ def test_cli_names_every_dropped_budget_with_its_reason(sweep_table, tmp_path):
             "sizes for a degree-3 fit") in done.stderr
     fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert [pb["interior"] for pb in fit["isoflop"]["per_budget"]] == [False, True, True]
+
+
+def test_asking_for_approach3_recommends_without_bracketed_budgets_but_cautions():
+    df = synthetic_sweep(seed=2, budgets=(1e19, 1e20, 1e21))
+    df = df[df["N"] < df["budget"].map(true_optimum) / 1.5]
+    result = fit_table(df, target_budgets=[1e22], bootstrap=0, recommend_from="parametric")
+    assert result["recommend"]["method"] == "parametric" and len(result["recommend"]["add_runs"]) == 3
+    prediction = result["predictions"][0]
+    assert prediction["recommended"]["N"] == prediction["N"]
+    assert prediction["flags"][0].startswith("only 0 of 3 isoFLOP budgets have an interior minimum")

@@ -143,7 +143,7 @@ def test_find_optimal_returns_the_same_recommendations(tmp_path):
     result = find_optimal(
         DivisibleMLP, "width", {}, torch.utils.data.TensorDataset(x, y), nn.MSELoss(), [2e5, 6e5],
         sizes=[8, 16, 24, 32, 48], target_budgets=[1e8], eval_samples=500, output_dir=tmp_path,
-        sweep={"steps": 20, "sizes_per_budget": 5, "lr": 0.01}, fit={"bootstrap": 20},
+        sweep={"steps": 20, "sizes_per_budget": 5, "lr": 0.01}, fit={"bootstrap": 20, "recommend_from": "parametric"},
     )
     rec = result.recommendations
     assert len(rec) == 1 and rec.iloc[0]["size"] % 8 == 0

@@ -2,9 +2,10 @@
 
 Approach 2 (the isoFLOP frontier) reads the optimum off the runs' own profiles, so it is the
 default; Approach 3 (the parametric law) is reported beside it. When the runs form isoFLOP groups
-but fewer than 2 of them bracket their optimum, neither approach has evidence of where the optimum
-is, so nothing is recommended and the refused budgets say which runs to add. Only a table without
-any isoFLOP design (assorted runs) falls back to Approach 3, and says so.
+but fewer than 2 of them bracket their optimum, no run shows where the optimum is, so nothing is
+recommended (unless Approach 3 was asked for explicitly, which then carries a caution) and the
+refused budgets say which runs to add. Only a table without any isoFLOP design (assorted runs)
+falls back to Approach 3, and says so.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ def choose_approach(iso: dict, recommend_from: str) -> dict:
     if iso["a"] is not None:
         return choice
     refused = [e for e in iso["per_budget"] if not e["interior"]]
+    bracketed = f"{len(iso['per_budget']) - len(refused)} of {len(iso['per_budget'])} isoFLOP budgets have an " \
+                "interior minimum (need 2 or more)"
     if iso["per_budget"]:
-        choice.update(method=None, add_runs=[runs_to_add(e) for e in refused],
-                      reason=(f"no recommendation: {len(iso['per_budget']) - len(refused)} of "
-                              f"{len(iso['per_budget'])} isoFLOP budgets have an interior minimum (need 2 or "
-                              "more), so neither approach has evidence of where the optimum lies"))
+        choice["add_runs"] = [runs_to_add(e) for e in refused]
+        if recommend_from == "isoflop":
+            choice.update(method=None, reason=f"no recommendation: {bracketed}, so no run shows where the "
+                                              "optimum lies (fit.recommend_from: parametric recommends anyway)")
+        else:
+            choice["reason"] = f"only {bracketed}: Approach 3's N* is checked by no isoFLOP profile"
     elif recommend_from == "isoflop":
         choice.update(method="parametric", reason="Approach 2 unavailable (the runs form no isoFLOP groups): "
                                                   "recommending from Approach 3, the parametric law")
