@@ -194,3 +194,19 @@ def test_asking_for_approach3_recommends_without_bracketed_budgets_but_cautions(
     prediction = result["predictions"][0]
     assert prediction["recommended"]["N"] == prediction["N"]
     assert prediction["flags"][0].startswith("only 0 of 3 isoFLOP budgets have an interior minimum")
+
+
+def test_the_summary_page_shows_the_backtest_and_why_nothing_is_recommended():
+    from flops_fit.recommend import COLUMNS
+    from flops_fit.report_page import summary_page
+
+    df = synthetic_sweep(seed=2, budgets=(1e19, 1e20, 1e21))
+    fit = json.loads(json.dumps(fit_table(df, target_budgets=[1e22], bootstrap=0)))
+    runs = pd.DataFrame({"run_id": ["r1"], "status": ["ok"]})
+    page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
+    assert "backtest (largest budget C=1e21 held out): N* predicted" in page
+    edge = df[df["N"] < df["budget"].map(true_optimum) / 1.5]
+    fit = json.loads(json.dumps(fit_table(edge, target_budgets=[1e22], bootstrap=0)))
+    page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
+    assert "no recommendation: 0 of 3 isoFLOP budgets" in page and "add sizes above N=" in page
+    assert "backtest: not possible: the held-out budget C=1e+21 has no interior optimum" in page
