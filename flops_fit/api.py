@@ -25,7 +25,7 @@ from flops_fit.io import write_json, write_tsv
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
 from flops_fit.recommend import lines as recommendation_lines
-from flops_fit.recommend import recommend_for
+from flops_fit.recommend import no_recommendation, recommend_for
 
 log = logging.getLogger("flops_fit")
 
@@ -77,6 +77,8 @@ class ScalingResult:
             )
         if len(self.recommendations):
             lines += [f"  {line}" for line in recommendation_lines(self.recommendations)]
+        elif no_recommendation(self.fit):
+            lines += [f"  {line}" for line in no_recommendation(self.fit)]
         else:
             for p in self.fit.get("predictions", []):
                 lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")

@@ -225,6 +225,27 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
     return pd.DataFrame(rows), warnings
 
 
+#: what the workflow's N counts (docs/architecture.md), for the figure labels
+N_CONVENTION = "matmul parameters: head included, embedding lookups excluded"
+
+
+def replicate_noise(table: pd.DataFrame, losses: dict[str, float]) -> float | None:
+    """Run-to-run loss noise: the pooled standard deviation over seeds of each replicated (budget, size).
+
+    Replicates (``sweep.seed_replicates``) differ from their sweep run only by the seed, so their
+    spread is what a loss difference smaller than it cannot be told from. None without replicates.
+    """
+    if "role" not in table.columns or not (table["role"] == "replicate").any():
+        return None
+    runs = table[table["role"].isin(["sweep", "replicate"])].assign(loss=lambda t: t["run_id"].map(losses))
+    groups = [g["loss"].dropna() for _, g in runs.groupby(["budget", "size"])]
+    groups = [g for g in groups if len(g) >= 2]
+    dof = sum(len(g) - 1 for g in groups)
+    if not dof:
+        return None
+    return float(math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
+
+
 def fit_step(config: dict, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path) -> dict:
     """The fit rule: scaling laws from the finished runs, written to fit.json and summary.tsv."""
     return fit_runs(config, planning.read_runs_table(runs_path), runs_dir, out_dir)
@@ -238,8 +259,12 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path, out_dir: s
     fit = config["fit"]
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],
-        bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"],
+        bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
+        noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
+        recommend_from=fit["recommend_from"], n_convention=N_CONVENTION,
     )
+    if result["noise"]["sd"] is not None:
+        result["noise"]["source"] = f"{config['sweep']['seed_replicates']} extra seed(s) of the smallest budget's runs"
     result["warnings"] = warnings + list(result.get("warnings", []))
     write_fit(result, out_dir)
     return result

@@ -38,8 +38,10 @@ MAX_BRACKET_STEPS = 60
 COLUMNS = [
     "C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D_star", "D_star_lo", "D_star_hi",
     "loss", "loss_lo", "loss_hi", "flops_per_token", "D", "tokens_per_param", "batch_size", "steps",
-    "tokens", "extrapolation_factor", "ci_level",
+    "tokens", "extrapolation_factor", "ci_level", "method", "N_star_isoflop", "N_star_parametric", "notes",
 ]
+#: how a line names the approach that gave N*
+METHOD_TEXT = {"isoflop": "isoFLOP frontier, Approach 2", "parametric": "parametric law, Approach 3"}
 
 
 class ParamCounter:
@@ -180,6 +182,22 @@ def _ci(prediction: dict, key: str) -> tuple[float | None, float | None]:
     return (None, None) if not ci else (ci[0], ci[1])
 
 
+def basis(prediction: dict) -> dict:
+    """The N*, D* (with intervals) to recommend and the approach that gave them; a fit.json from before
+    the ``recommended`` key recommended from Approach 3."""
+    if "recommended" in prediction:
+        return prediction["recommended"]
+    return {"method": "parametric", "N": prediction["N"], "D": prediction["D"], "ci": prediction.get("ci") or {}}
+
+
+def no_recommendation(fit: dict) -> list[str]:
+    """Why nothing is recommended and which runs to add; empty when the fit recommends."""
+    choice = fit.get("recommend") or {}
+    if not fit.get("predictions") or "method" not in choice or choice["method"] is not None:
+        return []
+    return [choice["reason"]] + [f"to get one, {advice}" for advice in choice.get("add_runs", [])]
+
+
 def recommend(
     fit: dict,
     config: dict,
@@ -198,9 +216,12 @@ def recommend(
     convention = config["sweep"]["flops_per_token"]
     seeds = model.get("sizes") or default_probe_sizes(model_cls, model["size_param"])
     counter = ParamCounter(model_cls, model["size_param"], model["kwargs"])
-    rows, warnings = [], []
+    rows, warnings = [], no_recommendation(fit)
+    if warnings:
+        return pd.DataFrame(rows, columns=COLUMNS), warnings
     for p in fit.get("predictions", []):
-        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], p["N"], seeds, counter)
+        rec = basis(p)
+        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], rec["N"], seeds, counter)
         info, notes = describe_sizes(model_cls, model["size_param"], [size], model["kwargs"], convention,
                                      example_inputs, tokens_per_sample)
         warnings += notes
@@ -210,13 +231,15 @@ def recommend(
                                             fixed_batch)
         rows.append({
             "C": p["C"], "size_param": model["size_param"], "size": size, "N": info[size].params,
-            "N_star": p["N"], **dict(zip(("N_star_lo", "N_star_hi"), _ci(p, "N"))),
-            "D_star": p["D"], **dict(zip(("D_star_lo", "D_star_hi"), _ci(p, "D"))),
+            "N_star": rec["N"], **dict(zip(("N_star_lo", "N_star_hi"), _ci(rec, "N"))),
+            "D_star": rec["D"], **dict(zip(("D_star_lo", "D_star_hi"), _ci(rec, "D"))),
             "loss": p["loss"], **dict(zip(("loss_lo", "loss_hi"), _ci(p, "loss"))),
             "flops_per_token": fpt, "D": tokens_wanted, "tokens_per_param": tokens_wanted / info[size].params,
             "batch_size": batch, "steps": steps, "tokens": batch * steps * tokens_per_sample,
             "extrapolation_factor": p.get("extrapolation_factor"),
             "ci_level": (fit.get("bootstrap") or {}).get("ci_level"),
+            "method": rec["method"], "N_star_isoflop": p.get("isoflop_N"), "N_star_parametric": p["N"],
+            "notes": "; ".join(p.get("flags", [])),
         })
     return pd.DataFrame(rows, columns=COLUMNS), warnings
 
@@ -235,13 +258,21 @@ def _interval(lo: Any, hi: Any, level: Any) -> str:
 
 
 def recommendation_line(row: Mapping[str, Any]) -> str:
-    """The sentence a user acts on, e.g. ``for C = 1e+13, use d_model = 384 (N = 2.1e6, ...) ...``."""
+    """The sentence a user acts on, e.g. ``for C = 1e+13, use d_model = 384 (N = 2.1e6, ...) ...``:
+    which approach gave N*, the other one beside it, and every caution of the fit."""
     level = row.get("ci_level")
+    method = row.get("method") or "parametric"
+    other_key, other_name = (("N_star_parametric", "Approach 3") if method == "isoflop"
+                             else ("N_star_isoflop", "Approach 2"))
+    other = f"; {other_name}: {_num(row[other_key])}" if row.get(other_key) is not None else ""
+    notes = f" CAUTION: {row['notes']}" if row.get("notes") else ""
     return (
         f"for C = {row['C']:.3g}, use {row['size_param']} = {row['size']} (N = {_num(row['N'])}; predicted "
-        f"N* = {_num(row['N_star'])}, {_interval(row['N_star_lo'], row['N_star_hi'], level)}), "
+        f"N* = {_num(row['N_star'])} from the {METHOD_TEXT[method]}, "
+        f"{_interval(row['N_star_lo'], row['N_star_hi'], level)}{other}), "
         f"train on {_num(row['D'])} tokens (≈ {int(row['steps'])} steps of batch {int(row['batch_size'])}); "
-        f"predicted loss {_num(row['loss'])} ({_interval(row['loss_lo'], row['loss_hi'], level)})"
+        f"predicted loss {_num(row['loss'])} (Approach 3, {_interval(row['loss_lo'], row['loss_hi'], level)})"
+        f"{notes}"
     )
 
 
@@ -279,10 +310,16 @@ def read_recommendations(path: str | Path) -> pd.DataFrame:
 
 
 def print_recommendations(path: str | Path) -> None:
-    """Print the recommendation lines to stderr, where the end of a workflow run is read (onsuccess)."""
-    if Path(path).exists():
-        for line in lines(read_recommendations(path)):
-            print(f"flops-fit: {line}", file=sys.stderr)
+    """Print the recommendation lines to stderr, where the end of a workflow run is read (onsuccess);
+    without any, why not and which runs to add (from the ``fit.json`` beside the table)."""
+    if not Path(path).exists():
+        return
+    out = lines(read_recommendations(path))
+    fit_json = Path(path).with_name("fit.json")
+    if not out and fit_json.exists():
+        out = no_recommendation(json.loads(fit_json.read_text()))
+    for line in out:
+        print(f"flops-fit: {line}", file=sys.stderr)
 
 
 def lines(table: pd.DataFrame) -> list[str]:

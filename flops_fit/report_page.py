@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from flops_fit.fitting.report import summary_rows
+from flops_fit.fitting.report import backtest_line, summary_rows
 from flops_fit.io import write_text, write_tsv
-from flops_fit.recommend import lines, read_recommendations
+from flops_fit.recommend import lines, no_recommendation, read_recommendations
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
-RUN_COLUMNS = ["run_id", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
+RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
                "status", "eval_loss", "wall_time_s", "reason"]
 
 STYLE = """
@@ -44,8 +44,8 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
 
 
 #: the recommendation columns shown on the page (the TSV has them all)
-DECISION_COLUMNS = ["C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D", "batch_size", "steps",
-                    "loss", "loss_lo", "loss_hi"]
+DECISION_COLUMNS = ["C", "size_param", "size", "N", "method", "N_star", "N_star_lo", "N_star_hi", "N_star_isoflop",
+                    "N_star_parametric", "D", "batch_size", "steps", "loss", "loss_lo", "loss_hi"]
 
 
 def _cell(value: object) -> str:
@@ -63,13 +63,38 @@ def _notes(items: list[str], css: str) -> str:
     return "\n".join(f'<p class="{css}">{html.escape(item)}</p>' for item in items)
 
 
-def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame) -> str:
-    """The page's HTML: recommendations, warnings, fit summary (with intervals), runs."""
+def recipe_notes(calibration: dict | None, fit: dict) -> list[str]:
+    """How the recipe was checked: the calibrated lr law (or that it was assumed) and the run-to-run noise."""
+    notes = []
+    if not calibration or not calibration.get("enabled"):
+        notes.append("learning rate: the configured rule, not calibrated (sweep.lr_calibration.enabled: false)")
+    else:
+        per_size = "; ".join(
+            f"N={p['params']:.3g}: best lr {p['best_lr']:.3g}{' (at the edge of its grid)' if p['at_edge'] else ''}"
+            for p in calibration["per_size"]
+        )
+        notes.append(f"learning rate calibrated at the smallest budget: lr*(N) = {calibration['coefficient']:.3g} · "
+                     f"N^{calibration['exponent']:.3f} ({per_size})")
+        notes += [f"lr calibration: {w}" for w in calibration.get("warnings", [])]
+    noise = fit.get("noise") or {}
+    if noise.get("sd") is not None:
+        notes.append(f"run-to-run loss noise: sd {noise['sd']:.3g} from {noise['source']}; "
+                     "it floors each optimum's uncertainty")
+    else:
+        notes.append("run-to-run noise not measured (sweep.seed_replicates: 0)")
+    return notes
+
+
+def summary_page(
+    fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None
+) -> str:
+    """The page's HTML: recommendations, backtest, warnings, recipe, fit summary (with intervals), runs."""
     summary = pd.DataFrame(
         [r for r in summary_rows(fit) if r[0] != "warning"],
         columns=["section", "quantity", "value", "ci_lo / status", "ci_hi / reason"],
     )
-    decisions = lines(recommendations) or ["no target_budgets configured: add some to get a recommendation"]
+    decisions = (lines(recommendations) or no_recommendation(fit)
+                 or ["no target_budgets configured: add some to get a recommendation"])
     all_warnings = list(fit.get("warnings", []))
     level = (fit.get("bootstrap") or {}).get("ci_level", 0.95)
     resamples = (fit.get("bootstrap") or {}).get("resamples")
@@ -79,9 +104,13 @@ def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFram
 <h1>flops-fit: compute-optimal scaling laws ({fit.get("n_runs")} runs fitted)</h1>
 <h2>Recommendations</h2>
 {_notes(decisions, "decision")}
-{_table(recommendations[DECISION_COLUMNS]) if len(recommendations) else ""}
+{_table(recommendations[[c for c in DECISION_COLUMNS if c in recommendations.columns]]) if len(recommendations) else ""}
+<h2>Backtest: the largest budget predicted from the others</h2>
+<p>{html.escape(backtest_line(fit.get("backtest")))}</p>
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
+<h2>Recipe: how the learning rate and the noise were measured</h2>
+{_notes(recipe_notes(calibration, fit), "decision")}
 <h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>
 {_table(summary)}
 <h2>Runs</h2>
@@ -92,10 +121,11 @@ def summary_page(fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFram
 
 def write_summary(
     fit_json: str | Path, recommendations_tsv: str | Path, runs: pd.DataFrame, runs_dir: str | Path,
-    page_path: str | Path, runs_out: str | Path,
+    page_path: str | Path, runs_out: str | Path, calibration_json: str | Path | None = None,
 ) -> None:
     """Write the summary page and the runs-with-outcomes table (both atomically)."""
     fit = json.loads(Path(fit_json).read_text())
+    calibration = json.loads(Path(calibration_json).read_text()) if calibration_json else None
     outcomes = run_outcomes(runs, runs_dir)
     write_tsv(outcomes, runs_out)
-    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes), page_path)
+    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes, calibration), page_path)

@@ -71,3 +71,28 @@ def test_porian_approach2_exponents(config, published, degree):
     """
     result = fit_table(porian(**config), bootstrap=0, degree=degree)
     assert result["isoflop"]["a"] == pytest.approx(published, abs=0.012)
+
+
+@pytest.mark.parametrize("config,published,tolerance", [(KAPLAN, 0.834, 0.05), (TUNED, 0.497, 0.03)])
+def test_porian_exponents_with_default_settings(config, published, tolerance):
+    """The default degree ("auto") uses the skewed but well-sampled small budgets of the Kaplan
+    reproduction (a parabola refuses the 3 smallest and gives 0.770) and keeps the tuned case."""
+    result = fit_table(porian(**config), bootstrap=0)
+    iso = result["isoflop"]
+    assert iso["degree"] == "auto" and iso["a"] == pytest.approx(published, abs=tolerance)
+    assert all(pb["interior"] for pb in iso["per_budget"])
+    assert {pb["degree"] for pb in iso["per_budget"]} == {2, 3}
+    assert all(pb["degree_reason"].startswith(("cubic: ", "parabola: ")) for pb in iso["per_budget"])
+
+
+def test_auto_degree_takes_the_cubic_only_when_it_predicts_left_out_sizes_better():
+    rng = np.random.default_rng(0)
+    x = np.linspace(17, 21, 9)
+    symmetric = 3 + 0.2 * (x - 19) ** 2 + rng.normal(0, 0.01, x.size)
+    assert isoflop.choose_degree(x, symmetric)[0] == 2
+    skewed = 3 + 0.2 * (x - 19) ** 2 + 0.08 * (x - 19) ** 3 + rng.normal(0, 0.01, x.size)
+    degree, why = isoflop.choose_degree(x, skewed)
+    assert degree == 3 and "leave-one-out error" in why
+    degree, why = isoflop.choose_degree(x[:5], skewed[:5])
+    assert degree == 2 and "5 distinct sizes" in why
+    assert isoflop.choose_degree(x, symmetric, 3) == (3, "degree 3 requested")

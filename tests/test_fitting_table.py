@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flops_fit.fitting.table import assign_budgets, drop_failed, read_table, validate_table
+from flops_fit.fitting.table import assign_budgets, drop_failed, read_table, separated_groups, validate_table
 from fitting_support import synthetic_sweep
 
 
@@ -68,8 +68,15 @@ def test_budgets_from_planned_list_and_from_gaps_in_C():
     groups, warnings = assign_budgets(C, [1e18, 3e18])
     np.testing.assert_array_equal(groups[:5], [1e18, 1e18, 1e18, 3e18, 3e18])
     assert np.isnan(groups[5]) and "join no isoFLOP group" in warnings[0]
-    groups, _ = assign_budgets(C, None)
-    assert len(set(groups[:3])) == 1 and len(set(groups[3:5])) == 1 and groups[0] != groups[3]
+    # without planned budgets: groups only where the C values clearly form them
+    N = np.tile(np.geomspace(1e7, 1e9, 5), 3)
+    C = np.repeat([1e18, 3e18, 1e19], 5) * (1 + 0.004 * np.tile(np.arange(5), 3))
+    groups, why_not = separated_groups(C, N)
+    assert why_not is None and np.unique(groups).size == 3
     # assorted budgets chained over a wide range are not an isoFLOP group
-    groups, _ = assign_budgets(np.geomspace(1e18, 1e20, 200), None)
-    assert np.isnan(groups).all()
+    groups, why_not = separated_groups(np.geomspace(1e18, 1e20, 200), np.geomspace(1e7, 1e9, 200))
+    assert np.isnan(groups).all() and "do not form separated isoFLOP groups" in why_not
+    # two coincident clusters among many assorted runs (checkpoints of a few sizes) are no design
+    C = np.concatenate([np.repeat([1e18, 1e19], 5), np.geomspace(2e18, 8e18, 40)])
+    groups, why_not = separated_groups(C, np.concatenate([N[:10], np.geomspace(1e7, 1e9, 40)]))
+    assert np.isnan(groups).all() and "holding 20% of the runs" in why_not

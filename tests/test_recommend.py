@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -13,7 +14,7 @@ from flops_fit import find_optimal
 from flops_fit.config import prepare_config
 from flops_fit.io import write_tsv
 from flops_fit.recommend import (
-    ParamCounter, closest_size, lines, read_recommendations, recommend, recommendation_line,
+    ParamCounter, closest_size, lines, print_recommendations, read_recommendations, recommend, recommendation_line,
 )
 
 
@@ -144,12 +145,49 @@ def test_find_optimal_returns_the_same_recommendations(tmp_path):
         sizes=[8, 16, 24, 32, 48], target_budgets=[1e8], eval_samples=500, output_dir=tmp_path,
         sweep={"steps": 20, "sizes_per_budget": 5, "lr": 0.01, "lr_reference_size": 8, "placement": "fixed",
                "lr_calibration": {"enabled": False}},
-        fit={"bootstrap": 20},
+        fit={"bootstrap": 20, "recommend_from": "parametric"},
     )
     rec = result.recommendations
     assert len(rec) == 1 and rec.iloc[0]["size"] % 8 == 0
-    assert rec.iloc[0]["N_star"] == pytest.approx(result.fit["predictions"][0]["N"])
+    assert rec.iloc[0]["N_star"] == pytest.approx(result.fit["predictions"][0]["recommended"]["N"])
     on_disk = read_recommendations(tmp_path / "fit" / "recommendations.tsv")
     pd.testing.assert_frame_equal(on_disk[["size", "N", "steps"]], rec[["size", "N", "steps"]], check_dtype=False)
     assert f"use width = {rec.iloc[0]['size']}" in repr(result)
     assert (tmp_path / "plots" / "frontier.png").exists()
+
+
+def isoflop_fit(**recommended) -> dict:
+    """FIT with both approaches' N*: Approach 2 recommends 2.5x Approach 3, at a long extrapolation."""
+    prediction = {**FIT["predictions"][0], "isoflop_N": 7500.0, "isoflop_D": 2.2e4,
+                  "recommended": {"method": "isoflop", "N": 7500.0, "D": 2.2e4, "tokens_per_param": 2.9,
+                                  "ci": {"N": [6000.0, 9000.0], "D": [1.8e4, 2.8e4]}},
+                  "flags": ["Approach 2 and 3 differ by 2.5x on N* (7.5e+03 against 3e+03): the recommendation "
+                            "depends on the method", "extrapolated 300x beyond the largest fitted budget"]}
+    return {**FIT, "predictions": [prediction], "recommend": {"from": "isoflop", "method": "isoflop",
+                                                               "reason": None, "add_runs": []}}
+
+
+def test_the_isoflop_frontier_recommends_and_the_line_says_so_with_its_cautions(tmp_path):
+    table, _ = recommend(isoflop_fit(), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    row = table.iloc[0]
+    assert row["method"] == "isoflop" and row["N_star"] == 7500.0 and row["N_star_lo"] == 6000.0
+    assert (row["N_star_isoflop"], row["N_star_parametric"]) == (7500.0, 3000.0)
+    assert row["size"] == brute_force(7500.0, range(8, 4000))
+    write_tsv(table, tmp_path / "r.tsv")
+    line = lines(read_recommendations(tmp_path / "r.tsv"))[0]
+    assert "from the isoFLOP frontier, Approach 2" in line and "Approach 3: 3e3" in line
+    assert "CAUTION: Approach 2 and 3 differ by 2.5x" in line and "extrapolated 300x" in line
+
+
+def test_without_two_interior_budgets_nothing_is_recommended_and_the_runs_to_add_are_named(tmp_path, capsys):
+    fit = {**FIT, "recommend": {"from": "isoflop", "method": None, "reason": "no recommendation: 1 of 2 isoFLOP "
+                                "budgets have an interior minimum", "add_runs": [
+                                    "budget C=3e+06 (lowest loss at the largest size: ...): add sizes above N=400"]}}
+    table, warnings = recommend(fit, config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    assert table.empty and list(table.columns)[-4:] == ["method", "N_star_isoflop", "N_star_parametric", "notes"]
+    assert warnings[0].startswith("no recommendation") and "add sizes above N=400" in warnings[1]
+    write_tsv(table, tmp_path / "recommendations.tsv")
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    print_recommendations(tmp_path / "recommendations.tsv")
+    err = capsys.readouterr().err
+    assert "flops-fit: no recommendation" in err and "add sizes above N=400" in err

@@ -31,3 +31,11 @@ def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL, axis: int = 0) -
         return None
     tail = 50 * (1 - level)
     return np.nanpercentile(samples, [tail, 100 - tail], axis=axis)
+
+
+def ci_pair(samples: np.ndarray | None) -> list[float] | None:
+    """The percentile interval of one quantity as [lo, hi] floats (fit.json's form), or None."""
+    if samples is None:
+        return None
+    ci = percentile_ci(samples)
+    return None if ci is None else [float(ci[0]), float(ci[1])]

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import isoflop, parametric
-from .bootstrap import CI_LEVEL, percentile_ci, resample_weights
+from . import advice, approach2, backtest, parametric
+from .bootstrap import CI_LEVEL, ci_pair as _ci, resample_weights
 from .report import strict
-from .table import assign_budgets, drop_failed, validate_table
+from .table import drop_failed, group_runs, validate_table
 
 #: quantile levels stored along the frontier (bands of the N*/D* plot and the D*/N* fan chart)
 FAN_LEVELS = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
@@ -24,8 +24,6 @@ FRONTIER_POINTS = 40
 #: the bootstrap stops a resample when an accepted step improves the objective by less than this
 #: (measured on the Epoch data: exponents within 2e-4 of a 1e-13 solve, 10x below Monte-Carlo error)
 BOOT_RTOL = 1e-8
-#: a target budget beyond this multiple of the largest fitted C is flagged as a long extrapolation
-EXTRAPOLATION_WARN = 100.0
 PARAMS = ("E", "A", "B", "alpha", "beta", "a", "b")
 
 
@@ -35,45 +33,68 @@ def _params_from_theta(theta: np.ndarray) -> dict[str, np.ndarray]:
             "a": be / (al + be), "b": al / (al + be)}
 
 
-def _ci(samples: np.ndarray | None) -> list[float] | None:
-    if samples is None:
-        return None
-    ci = percentile_ci(samples)
-    return None if ci is None else [float(ci[0]), float(ci[1])]
-
-
 def _disjoint(x: list[float] | None, y: list[float] | None) -> bool:
     return x is not None and y is not None and (x[1] < y[0] or y[1] < x[0])
 
 
-def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
-              target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
-              degree: int = 2) -> dict:
-    """Fit both approaches to a table of runs; return the content of ``fit.json``.
+DEGREES = ("auto", 2, 3)
+RECOMMEND_FROM = ("isoflop", "parametric")
 
-    ``df`` has columns N, D, loss and optionally C, budget, run_id, status. ``budgets`` are the
-    planned isoFLOP budgets when known; a ``budget`` column in the table wins over them. Raises
-    ValueError for an unusable table or arguments.
-    """
-    if degree not in (2, 3):
-        raise ValueError(f"degree must be 2 (parabola) or 3 (cubic), not {degree}")
+
+def _check_options(degree: int | str, bootstrap: int, huber_delta: float, noise_sd: float | None,
+                   recommend_from: str) -> None:
+    """Reject unusable options up front with a message naming the option."""
+    if degree not in DEGREES:
+        raise ValueError(f"degree must be auto, 2 (parabola) or 3 (cubic), not {degree!r}")
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0 resamples, not {bootstrap}")
+    if not huber_delta > 0:
+        raise ValueError(f"huber_delta must be positive, not {huber_delta}")
+    if noise_sd is not None and not noise_sd >= 0:
+        raise ValueError(f"noise_sd must be a loss standard deviation >= 0, not {noise_sd}")
+    if recommend_from not in RECOMMEND_FROM:
+        raise ValueError(f"recommend_from must be isoflop or parametric, not {recommend_from!r}")
+
+
+def prepare_table(df: pd.DataFrame, budgets: Sequence[float] | None) -> tuple[pd.DataFrame, str | None, list[str]]:
+    """The fit's input: failed runs dropped, values checked, C filled (6·N·D) and each run's isoFLOP
+    group in ``budget`` (NaN: none); with where the groups came from and warnings. The CLI plots
+    from this table, so the figures show the groups the fit used."""
+    df, warnings = drop_failed(df)
+    df = validate_table(df)
+    if "C" not in df.columns:
+        df["C"] = 6.0 * df["N"] * df["D"]
+    group, source, more = group_runs(df, df["C"].to_numpy(float), budgets)
+    df["budget"] = group
+    return df, source, warnings + more
+
+
+def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
+              target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
+              degree: int | str = "auto", huber_delta: float = parametric.HUBER_DELTA,
+              noise_sd: float | None = None, recommend_from: str = "isoflop",
+              n_convention: str | None = None) -> dict:
+    """Fit both approaches to a table of runs; return the content of ``fit.json``.
+
+    ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
+    (budget, N) are seed replicates and all are kept. ``budgets`` are the planned isoFLOP budgets
+    when known; a ``budget`` column in the table wins over them. ``degree`` is the isoFLOP profile
+    polynomial ("auto": per budget, :func:`isoflop.choose_degree`). ``noise_sd`` is the run-to-run
+    loss noise (seed replicates), a floor on each profile's residual scale. ``recommend_from`` is
+    the approach that recommends N* (the other is reported beside it). ``n_convention`` says what N
+    counts (figure labels); None for a table whose convention is unknown. Raises ValueError for an
+    unusable table or arguments.
+    """
+    _check_options(degree, bootstrap, huber_delta, noise_sd, recommend_from)
     targets = np.asarray(list(target_budgets), float)
     if targets.size and (~np.isfinite(targets) | (targets <= 0)).any():
         raise ValueError(f"target budgets must be positive FLOP counts, got {list(target_budgets)}")
-    df, warnings = drop_failed(df)
-    df = validate_table(df)
-    N, D, L = (df[c].to_numpy(float) for c in ("N", "D", "loss"))
-    C = df["C"].to_numpy(float) if "C" in df.columns else 6.0 * N * D
+    df, source, warnings = prepare_table(df, budgets)
+    N, D, L, C, group = (df[c].to_numpy(float) for c in ("N", "D", "loss", "C", "budget"))
     k = float(np.median(C / (N * D)))
-    if "budget" in df.columns:
-        group = df["budget"].to_numpy(float)
-    else:
-        group, more = assign_budgets(C, budgets)
-        warnings += more
+    noise = noise_record(noise_sd)
 
-    data = parametric.Data.from_arrays(N, D, L)
+    data = parametric.Data.from_arrays(N, D, L, huber_delta)
     point = parametric.fit_parametric(data)
     strata = np.unique(np.nan_to_num(group, nan=-1.0), return_inverse=True)[1]
     W = resample_weights(strata, bootstrap, seed)
@@ -84,7 +105,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                                                    rtol=BOOT_RTOL)
     boot = _params_from_theta(theta_b)
     par = {**point.params, "ci": {name: _ci(boot[name]) for name in PARAMS},
-           "objective": point.objective, "huber_delta": parametric.HUBER_DELTA,
+           "objective": point.objective, "huber_delta": huber_delta,
            "converged": point.converged, "optimizer_message": point.message,
            "gradient_norm": point.grad_norm, "at_bounds": point.at_bounds,
            "bootstrap_converged_fraction": float(conv_b.mean()) if bootstrap else None,
@@ -95,11 +116,14 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         warnings.append(f"Approach 3: parameter(s) {', '.join(point.at_bounds)} at a bound of the search box; "
                         "the fit is not an interior optimum and its exponents are unreliable")
 
-    iso, iso_boot = _approach2(np.log(N), L, C, N, D, group, W, degree, warnings)
+    iso, iso_boot = approach2.fit_isoflop(N, D, L, C, group, W, degree, noise["sd"], warnings)
+    iso["grouping"] = source
 
     lnC_hi = np.log(max(C.max(), targets.max() if targets.size else 0.0))
     c_grid = np.exp(np.linspace(np.log(C.min()), lnC_hi, FRONTIER_POINTS))
     predictions = _predictions(point.theta, theta_b, k, targets, iso, iso_boot, C.max(), warnings)
+    choice = advice.choose_approach(iso, recommend_from)
+    advice.annotate(predictions, choice)
     if _disjoint(par["ci"]["a"], iso["ci"].get("a")):
         warnings.append(f"Approach 2 and 3 disagree on a (N* ~ C^a): {iso['a']:.3f} {iso['ci']['a']} against "
                         f"{par['a']:.3f} {par['ci']['a']}; the isoFLOP profiles and the parametric law "
@@ -107,9 +131,13 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         "that the law fits all runs: see the residual plot)")
     return strict({  # plain Python, non-finite -> None: the dict is exactly what fit.json holds
         "n_runs": int(len(df)),
+        "N_convention": n_convention,
+        "noise": noise,
         "parametric": par,
         "isoflop": iso,
         "predictions": predictions,
+        "recommend": choice,
+        "backtest": backtest.run(df, degree, noise["sd"], huber_delta, iso),
         "frontier": _frontier(point.theta, theta_b, k, c_grid),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
                       "scheme": "runs resampled with replacement within their isoFLOP budget group"},
@@ -117,64 +145,14 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     })
 
 
-def _approach2(lnN, L, C, N, D, group, W, degree, warnings) -> tuple[dict, dict]:
-    """Per-budget profiles + weighted power laws; returns (isoflop dict, bootstrap draws)."""
-    iso: dict = {"a": None, "b": None, "N_coef": None, "D_coef": None, "ci": {"a": None, "b": None}, "degree": degree,
-                 "per_budget": [], "skipped": None}
-    empty: dict = {}
-    labels = np.unique(group[np.isfinite(group)])
-    groups = [np.flatnonzero(group == g) for g in labels]
-    usable = [(g, idx) for g, idx in zip(labels, groups) if np.unique(N[idx]).size >= degree + 2]
-    if len(usable) < 2:
-        iso["skipped"] = (f"Approach 2 skipped: {len(usable)} isoFLOP group(s) with at least {degree + 2} distinct "
-                          "model sizes (need 2 or more); runs are at assorted budgets or the groups are too small. "
-                          "Approach 3 alone is reported.")
-        warnings.append(iso["skipped"])
-        return iso, empty
-    R = W.shape[0]
-    rows, b_lnN, b_int = [], [], []
-    for g, idx in usable:
-        pt = isoflop.fit_profile(lnN[idx], L[idx], np.ones((1, idx.size)), degree, with_sigma=True)
-        kg = float(np.median(C[idx] / (N[idx] * D[idx])))
-        n_opt = float(np.exp(pt.lnN[0])) if np.isfinite(pt.lnN[0]) else None
-        rows.append({"C": float(g), "N_opt": n_opt, "D_opt": None if n_opt is None else float(g / (kg * n_opt)),
-                     "loss_opt": float(pt.loss[0]) if np.isfinite(pt.loss[0]) else None,
-                     "interior": bool(pt.interior[0]), "reason": pt.reason[0] or None,
-                     "sd_lnN_opt": float(pt.sigma[0]) if np.isfinite(pt.sigma[0]) else None,
-                     "n_runs": int(idx.size), "N_range": [float(N[idx].min()), float(N[idx].max())],
-                     "k": kg})
-        if not pt.interior[0]:
-            warnings.append(f"Approach 2: budget C={g:.3g} refused: {pt.reason[0]}")
-        if R:
-            bt = isoflop.fit_profile(lnN[idx], L[idx], W[:, idx], degree)
-            b_lnN.append(bt.lnN)
-            b_int.append(bt.interior)
-    iso["per_budget"] = rows
-    ok = np.array([r["interior"] for r in rows])
-    if ok.sum() < 2:
-        iso["skipped"] = (f"Approach 2 skipped: only {ok.sum()} budget(s) with an interior optimum (need 2 or more)")
-        warnings.append(iso["skipped"])
-        return iso, empty
-    lnCg = np.log([r["C"] for r in rows])
-    lnk = np.log([r["k"] for r in rows])
-    lnNs = np.log([r["N_opt"] or np.nan for r in rows])
-    sig = np.array([r["sd_lnN_opt"] or isoflop.SIGMA_FLOOR for r in rows])
-    a, lnkN = isoflop.power_law(lnCg, lnNs[None], sig, ok[None])
-    b, lnkD = isoflop.power_law(lnCg, (lnCg - lnk - lnNs)[None], sig, ok[None])
-    iso.update(a=float(a[0]), b=float(b[0]), N_coef=float(np.exp(lnkN[0])), D_coef=float(np.exp(lnkD[0])),
-               n_budgets_used=int(ok.sum()))
-    if not R:
-        return iso, empty
-    bl = np.stack(b_lnN, axis=1)  # (R, G)
-    bm = np.stack(b_int, axis=1) & ok[None]  # a budget refused by the point fit stays out
-    ab, lnkNb = isoflop.power_law(lnCg, bl, sig, bm)
-    bb, lnkDb = isoflop.power_law(lnCg, lnCg[None] - lnk[None] - bl, sig, bm)
-    failed = np.isnan(ab).mean()
-    if failed > 0.05:
-        warnings.append(f"Approach 2: {failed:.0%} of bootstrap resamples had fewer than 2 interior budgets; "
-                        "its intervals rest on the rest")
-    iso["ci"] = {"a": _ci(ab), "b": _ci(bb)}
-    return iso, {"a": ab, "lnkN": lnkNb, "b": bb, "lnkD": lnkDb}
+def noise_record(noise_sd: float | None) -> dict:
+    """``fit.json["noise"]``: the run-to-run loss noise the fit was given (seed replicates), or none.
+
+    Runs at the same (budget, N) are kept as replicates either way; their spread is not turned into
+    a noise estimate here, because a table's repeated (N, D) may differ in more than the seed (a
+    learning-rate sweep, say), and that spread is not noise.
+    """
+    return {"sd": None if noise_sd is None else float(noise_sd), "source": None if noise_sd is None else "given"}
 
 
 def _predictions(theta, theta_b, k, targets, iso, iso_boot, c_max, warnings) -> list[dict]:
@@ -199,7 +177,7 @@ def _predictions(theta, theta_b, k, targets, iso, iso_boot, c_max, warnings) -> 
             if _disjoint(entry["ci"]["N"], entry["isoflop_ci"]["N"]):
                 warnings.append(f"Approach 2 and 3 disagree on N* at C={c:.3g}: {entry['isoflop_N']:.3g} "
                                 f"{entry['isoflop_ci']['N']} against {entry['N']:.3g} {entry['ci']['N']}")
-        if c / c_max > EXTRAPOLATION_WARN:
+        if c / c_max > advice.EXTRAPOLATION_WARN:
             warnings.append(f"target budget C={c:.3g} is {c / c_max:.0f}x the largest fitted budget: a long "
                             "extrapolation; read its interval as a lower bound on the uncertainty")
         out.append(entry)

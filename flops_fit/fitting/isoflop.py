@@ -1,7 +1,9 @@
 """Approach 2: isoFLOP profiles.
 
-Per budget group, loss is fitted as a polynomial (parabola by default, cubic as an option: a
-parabola is biased when the profile is skewed) in ln N. The profile's minimum is accepted only when
+Per budget group, loss is fitted as a polynomial in ln N: a parabola, or a cubic where the profile
+is skewed (a parabola through a skewed, widely sampled profile puts its vertex off the minimum, or
+outside the sizes). ``degree="auto"`` (the default) chooses per budget from the data:
+:func:`choose_degree`. The profile's minimum is accepted only when
 it is **interior**: a local minimum strictly inside the sampled sizes, and the lowest observed loss is
 not at the smallest or largest size (else the sweep did not bracket the optimum and the vertex is an
 extrapolation). Each optimum's standard error in ln N* (delta method on the polynomial's coefficient
@@ -19,6 +21,50 @@ import numpy as np
 #: floor on the standard error of ln N* (a parabola through near-perfect points would otherwise
 #: claim near-zero error and take all the weight of the log–log fit)
 SIGMA_FLOOR = 0.01
+#: the refusal reasons that say on which side the sweep must grow (read by the recommendation advice)
+EDGE_SMALLEST = "lowest loss at the smallest size"
+EDGE_LARGEST = "lowest loss at the largest size"
+OUTSIDE = "fitted minimum outside the sampled sizes"
+#: under "auto", a cubic needs this many distinct sizes: 5 to be fitted with a residual, plus one
+#: so that leaving a size out still leaves a fit with a residual
+AUTO_CUBIC_MIN_SIZES = 6
+#: a hat-matrix leverage this close to 1 means a left-out point is predicted by extrapolation alone
+LEVERAGE_MAX = 1 - 1e-9
+
+
+def loo_error(lnN: np.ndarray, loss: np.ndarray, degree: int) -> float:
+    """Leave-one-out squared prediction error (PRESS) of a degree-d polynomial in ln N.
+
+    Closed form r_i / (1 - h_ii) from the hat matrix: no refits. inf where a point's leverage is 1
+    (it alone decides the fit, so leaving it out tests nothing).
+    """
+    u = (lnN - 0.5 * (lnN.min() + lnN.max())) / max(0.5 * np.ptp(lnN), 1e-12)
+    V = np.vander(u, degree + 1, increasing=True)
+    H = V @ np.linalg.pinv(V)
+    h = np.diag(H)
+    if (h > LEVERAGE_MAX).any():
+        return float("inf")
+    return float(np.sum(((loss - H @ loss) / (1 - h)) ** 2))
+
+
+def choose_degree(lnN: np.ndarray, loss: np.ndarray, requested: int | str = "auto") -> tuple[int, str]:
+    """The profile's degree and why: the requested one, or under "auto" the better predictor.
+
+    "auto" takes the cubic only when the budget has at least AUTO_CUBIC_MIN_SIZES distinct sizes
+    and the cubic predicts left-out runs better than the parabola (lower leave-one-out error): the
+    extra coefficient must earn its keep on data it did not see, so a symmetric or sparsely sampled
+    profile keeps the parabola's lower variance, and a skewed, well-sampled one gets the cubic's
+    lower bias. Measured on Porian et al.'s 15 configurations (docs/architecture.md).
+    """
+    if requested != "auto":
+        return int(requested), f"degree {requested} requested"
+    sizes = np.unique(lnN).size
+    if sizes < AUTO_CUBIC_MIN_SIZES:
+        return 2, f"parabola: {sizes} distinct sizes (a cubic needs {AUTO_CUBIC_MIN_SIZES} under auto)"
+    ratio = loo_error(lnN, loss, 3) / max(loo_error(lnN, loss, 2), 1e-300)
+    if ratio < 1:
+        return 3, f"cubic: its leave-one-out error is {ratio:.2f}x the parabola's (skewed profile)"
+    return 2, f"parabola: the cubic does not predict left-out sizes better ({ratio:.2f}x its error)"
 
 
 @dataclass
@@ -34,8 +80,13 @@ class ProfileFit:
 
 
 def fit_profile(lnN: np.ndarray, loss: np.ndarray, W: np.ndarray, degree: int = 2,
-                with_sigma: bool = False) -> ProfileFit:
-    """Fit one budget's profile for every row of W (counts per point) at once."""
+                with_sigma: bool = False, noise_sd: float | None = None) -> ProfileFit:
+    """Fit one budget's profile for every row of W (counts per point) at once.
+
+    ``noise_sd`` (run-to-run loss noise, e.g. from seed replicates) floors the residual standard
+    deviation of the vertex error: a profile that happens to pass through its few points almost
+    exactly must not claim more precision than repeated runs show.
+    """
     center = 0.5 * (lnN.min() + lnN.max())
     scale = max(0.5 * (lnN.max() - lnN.min()), 1e-12)
     u = (lnN - center) / scale
@@ -65,28 +116,29 @@ def fit_profile(lnN: np.ndarray, loss: np.ndarray, W: np.ndarray, degree: int = 
     bracketed = (u_best > small) & (u_best < big)
     interior = inside & bracketed
     reason = np.full(W.shape[0], "", dtype=object)
-    reason[~bracketed] = "lowest loss at the smallest or largest size: the sweep does not bracket the optimum"
-    reason[bracketed & has_min & ~inside] = "fitted minimum outside the sampled sizes"
+    reason[u_best <= small] = f"{EDGE_SMALLEST}: the sweep does not bracket the optimum"
+    reason[u_best >= big] = f"{EDGE_LARGEST}: the sweep does not bracket the optimum"
+    reason[bracketed & has_min & ~inside] = OUTSIDE
     reason[usable & ~has_min] = "profile has no minimum (not convex)"
     reason[~usable] = f"fewer than {p + 1} distinct sizes for a degree-{degree} fit"
     ustar = np.where(has_min, ustar, np.nan)
     loss_star = np.where(has_min, np.einsum("ri,ri->r", c, ustar[:, None] ** np.arange(4)), np.nan)
     sigma = np.full(W.shape[0], np.nan)
     if with_sigma:
-        sigma = _vertex_sigma(V, loss, W, G, coef, ustar, s, p) * scale
+        sigma = _vertex_sigma(V, loss, W, G, coef, ustar, s, p, noise_sd or 0.0) * scale
     return ProfileFit(lnN=center + scale * ustar, loss=loss_star, interior=interior, reason=reason,
                       coef=coef, sigma=np.maximum(sigma, SIGMA_FLOOR))
 
 
-def _vertex_sigma(V, loss, W, G, coef, ustar, pdd, p) -> np.ndarray:
-    """Delta-method standard error of u*: du*/dc_k = -k u*^(k-1) / p''(u*)."""
+def _vertex_sigma(V, loss, W, G, coef, ustar, pdd, p, noise_sd: float) -> np.ndarray:
+    """Delta-method standard error of u*: du*/dc_k = -k u*^(k-1) / p''(u*); residual sd >= noise_sd."""
     out = np.full(W.shape[0], np.nan)
     for r in np.flatnonzero(np.isfinite(ustar)):
         dof = W[r].sum() - p
         if dof <= 0:
             continue
         resid = loss - V @ coef[r]
-        s2 = float(W[r] @ resid ** 2) / dof
+        s2 = max(float(W[r] @ resid ** 2) / dof, noise_sd ** 2)
         cov = s2 * np.linalg.inv(G[r])
         k = np.arange(p)
         grad = np.where(k > 0, -k * ustar[r] ** np.maximum(k - 1, 0) / pdd[r], 0.0)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
-#: Huber threshold on the log-loss residual (Hoffmann et al. 2022, Appendix D.2)
+#: default Huber threshold on the log-loss residual (Hoffmann et al. 2022, Appendix D.2; some
+#: published fits use 1e-4, e.g. Gemstones' delta-4 tables)
 HUBER_DELTA = 1e-3
 #: parameter order of theta
 PARAM_NAMES = ("e", "a", "b", "alpha", "beta")
@@ -46,10 +47,15 @@ class Data:
     x: np.ndarray  # ln N
     y: np.ndarray  # ln D
     l: np.ndarray  # ln loss
+    #: the objective's Huber threshold travels with the data, so every optimiser step uses the same one
+    huber_delta: float = HUBER_DELTA
 
     @classmethod
-    def from_arrays(cls, N: np.ndarray, D: np.ndarray, loss: np.ndarray) -> "Data":
-        return cls(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)), np.log(np.asarray(loss, float)))
+    def from_arrays(cls, N: np.ndarray, D: np.ndarray, loss: np.ndarray, huber_delta: float = HUBER_DELTA) -> "Data":
+        if not huber_delta > 0:
+            raise ValueError(f"huber_delta must be positive, not {huber_delta}")
+        return cls(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)), np.log(np.asarray(loss, float)),
+                   float(huber_delta))
 
     def bounds(self) -> np.ndarray:
         """(5, 2) box: E may not exceed the largest observed loss."""
@@ -80,23 +86,23 @@ def _terms(theta: np.ndarray, data: Data) -> tuple[np.ndarray, np.ndarray]:
 def objective(theta: np.ndarray, data: Data, weights: np.ndarray | None = None) -> np.ndarray:
     """Weighted sum of Huber residuals for each row of theta (K, 5) -> (K,)."""
     r, _ = _terms(np.atleast_2d(theta), data)
-    h = huber(r)
+    h = huber(r, data.huber_delta)
     return (h if weights is None else h * weights).sum(axis=1)
 
 
 def _grad_and_gn(theta: np.ndarray, data: Data, w: np.ndarray, need_gn: bool = True):
     """Objective, gradient (K, 5) and the IRLS Gauss–Newton matrix (K, 5, 5)."""
     r, p = _terms(theta, data)
-    f = (huber(r) * w).sum(axis=1)
+    f = (huber(r, data.huber_delta) * w).sum(axis=1)
     J = np.empty(r.shape + (5,))
     J[..., 0], J[..., 1], J[..., 2] = p
     J[..., 3] = -p[1] * data.x
     J[..., 4] = -p[2] * data.y
-    psi = np.clip(r, -HUBER_DELTA, HUBER_DELTA) * w
+    psi = np.clip(r, -data.huber_delta, data.huber_delta) * w
     g = np.matmul(psi[:, None, :], J)[:, 0]
     if not need_gn:
         return f, g, None
-    omega = w * np.minimum(1.0, HUBER_DELTA / np.maximum(np.abs(r), 1e-300))
+    omega = w * np.minimum(1.0, data.huber_delta / np.maximum(np.abs(r), 1e-300))
     H = np.matmul(J.transpose(0, 2, 1) * omega[:, None, :], J)
     return f, g, H
 
@@ -243,6 +249,12 @@ def fit_parametric(data: Data, n_starts: int = 8) -> ParametricFit:
     return ParametricFit(theta=theta_best, objective=fbest, converged=bool(res.success),
                          message=str(res.message), grad_norm=float(np.linalg.norm(g)),
                          at_bounds=at_bounds(theta_best, data))
+
+
+def loss_at(theta: np.ndarray, N: float, D: float) -> float:
+    """L(N, D) = E + A/N^alpha + B/D^beta of one fitted theta."""
+    e, a, b, al, be = theta
+    return float(np.exp(e) + np.exp(a - al * np.log(N)) + np.exp(b - be * np.log(D)))
 
 
 def frontier(theta: np.ndarray, C: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

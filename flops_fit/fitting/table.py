@@ -20,10 +20,15 @@ NUMERIC = ("N", "D", "loss", "C", "budget")
 MIN_POINTS = 6
 #: rows whose C is within this factor of a planned budget belong to it (achieved FLOPs are within 1 %)
 BUDGET_TOLERANCE = 1.25
-#: without planned budgets, C values closer than this (in log10) chain into one group ...
+#: without planned budgets, C values closer than this (in log10) chain into one cluster ...
 GROUP_GAP_DEC = 0.02
-#: ... and a group spanning more than this (in log10) is not an isoFLOP group
+#: ... a cluster spanning more than this (in log10) is runs at assorted budgets, not an isoFLOP group ...
 GROUP_SPAN_DEC = 0.1
+#: ... an isoFLOP group has at least this many distinct sizes (a parabola with a residual) ...
+GROUP_MIN_SIZES = 4
+#: ... and the groups must hold this share of the runs: a table of checkpoints or assorted runs where
+#: a few C values coincide by chance is no isoFLOP design
+GROUP_COVERAGE = 0.9
 
 
 def _row_labels(df: pd.DataFrame, mask: np.ndarray) -> str:
@@ -102,28 +107,67 @@ def drop_failed(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def assign_budgets(C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
-    """Budget group (a FLOP count, NaN for none) for each row, from C and the planned budgets.
+    """Budget group (a FLOP count, NaN for none) of each row: each joins the nearest planned budget
+    in log space if within BUDGET_TOLERANCE."""
+    logC = np.log10(C)
+    group = np.full(C.size, np.nan)
+    planned = np.asarray(budgets, float)
+    lb = np.log10(planned)
+    near = np.argmin(np.abs(logC[:, None] - lb[None, :]), axis=1)
+    ok = np.abs(logC - lb[near]) <= np.log10(BUDGET_TOLERANCE)
+    group[ok] = planned[near[ok]]
+    warnings = []
+    if (~ok).any():
+        warnings.append(f"{(~ok).sum()} run(s) have C more than {BUDGET_TOLERANCE}x away from every planned "
+                        "budget and join no isoFLOP group")
+    return group, warnings
 
-    With planned budgets, each row joins the nearest one in log space if within BUDGET_TOLERANCE.
-    Without them, rows are grouped by chaining C values less than GROUP_GAP_DEC decades apart, and a
-    group spanning more than GROUP_SPAN_DEC decades (runs at assorted budgets) is not a group.
+
+def separated_groups(C: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """isoFLOP groups read off C alone, only when the C values clearly form them; else all NaN.
+
+    Sorted log10 C values less than GROUP_GAP_DEC apart chain into clusters. A cluster is a group
+    when it spans at most GROUP_SPAN_DEC and holds GROUP_MIN_SIZES or more distinct N. The table has
+    an isoFLOP design when there are 2 or more groups and they hold GROUP_COVERAGE of the runs.
+    Returns (group per row, None) or (all NaN, the reason no design was found).
     """
     logC = np.log10(C)
-    warnings: list[str] = []
-    group = np.full(C.size, np.nan)
-    if budgets is not None and len(budgets):
-        planned = np.asarray(budgets, float)
-        lb = np.log10(planned)
-        near = np.argmin(np.abs(logC[:, None] - lb[None, :]), axis=1)
-        ok = np.abs(logC - lb[near]) <= np.log10(BUDGET_TOLERANCE)
-        group[ok] = planned[near[ok]]
-        if (~ok).any():
-            warnings.append(f"{(~ok).sum()} run(s) have C more than {BUDGET_TOLERANCE}x away from every planned "
-                            "budget and join no isoFLOP group")
-        return group, warnings
     order = np.argsort(logC)
-    breaks = np.flatnonzero(np.diff(logC[order]) > GROUP_GAP_DEC) + 1
-    for members in np.split(order, breaks):
-        if logC[members].max() - logC[members].min() <= GROUP_SPAN_DEC:
+    clusters = np.split(order, np.flatnonzero(np.diff(logC[order]) > GROUP_GAP_DEC) + 1)
+    group = np.full(C.size, np.nan)
+    for members in clusters:
+        if (np.ptp(logC[members]) <= GROUP_SPAN_DEC
+                and np.unique(N[members]).size >= GROUP_MIN_SIZES):
             group[members] = 10 ** np.median(logC[members])
-    return group, warnings
+    n_groups = np.unique(group[np.isfinite(group)]).size
+    share = np.isfinite(group).mean()
+    if n_groups >= 2 and share >= GROUP_COVERAGE:
+        return group, None
+    return np.full(C.size, np.nan), (
+        f"the C values do not form separated isoFLOP groups ({n_groups} cluster(s) within "
+        f"{GROUP_SPAN_DEC} decades with {GROUP_MIN_SIZES}+ sizes, holding {share:.0%} of the runs; "
+        f"need 2+ holding {GROUP_COVERAGE:.0%})")
+
+
+def group_runs(df: pd.DataFrame, C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.ndarray, str | None, list[str]]:
+    """isoFLOP group of each row (NaN: none), where the groups came from, and warnings.
+
+    In order of trust: a ``budget`` column, the planned ``budgets``, then C values that clearly form
+    groups (:func:`separated_groups`). Without any, Approach 2 cannot be fitted and is skipped with
+    a warning: grouping nearby C values of an arbitrary table invents isoFLOP profiles.
+    """
+    if "budget" in df.columns:
+        return df["budget"].to_numpy(float), "the budget column", []
+    if budgets is not None and len(budgets):
+        group, warnings = assign_budgets(C, budgets)
+        return group, "the planned budgets", warnings
+    group, why_not = separated_groups(C, df["N"].to_numpy(float))
+    if why_not is None:
+        source = "separated C values"
+        warnings = []
+        if np.isnan(group).any():
+            warnings.append(f"{np.isnan(group).sum()} run(s) outside the isoFLOP groups ({_row_labels(df, np.isnan(group))})"
+                            " are fitted by Approach 3 only")
+        return group, source, warnings
+    return group, None, [f"no isoFLOP groups: no budget column, no planned budgets, and {why_not}; "
+                           "Approach 3 alone is reported (add a budget column to fit isoFLOP profiles)"]

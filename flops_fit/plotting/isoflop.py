@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flops_fit.plotting.style import budget_colors, plt, save
+from flops_fit.plotting.style import budget_colors, n_label, plt, save
 
 #: a 95 % normal interval from a standard error (the fit's CI level)
 Z95 = 1.96
@@ -25,10 +25,18 @@ def _interval(entry: dict) -> tuple[float, float] | None:
     return entry["N_opt"] * np.exp(-Z95 * sd), entry["N_opt"] * np.exp(Z95 * sd)
 
 
+def _degree(entry: dict, iso: dict) -> int:
+    """The budget's own profile degree (``degree: auto`` chooses per budget); older fit.json files
+    carry only the fit-wide degree."""
+    if entry.get("degree") in (2, 3):
+        return entry["degree"]
+    return iso["degree"] if iso.get("degree") in (2, 3) else 2
+
+
 def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Path]:
     """One colour per budget: the runs, the fitted polynomial in ln N, and its minimum with a 95 % bar.
 
-    The curve is the least-squares polynomial of the fit's degree in ln N (the same problem the fit
+    The curve is the least-squares polynomial of the budget's degree in ln N (the same problem the fit
     solves). An edge minimum (refused by the fit) is drawn hollow so it is not mistaken for an optimum.
     """
     iso = fit["isoflop"]
@@ -42,8 +50,9 @@ def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Pa
         label = f"C = {budget:.2g} FLOPs" + (f": N* = {entry['N_opt']:.3g}" if interior else "")
         ax.plot(group["N"], group["loss"], "o", color=color, ms=6, label=label)
         lnN = np.log(group["N"].to_numpy(float))
-        if np.unique(lnN).size > iso.get("degree", 2):
-            poly = np.polynomial.Polynomial.fit(lnN, group["loss"].to_numpy(float), iso.get("degree", 2))
+        degree = _degree(entry, iso)
+        if np.unique(lnN).size > degree:
+            poly = np.polynomial.Polynomial.fit(lnN, group["loss"].to_numpy(float), degree)
             x = np.linspace(lnN.min() - 0.1, lnN.max() + 0.1, 200)
             ax.plot(np.exp(x), poly(x), "-", color=color, alpha=0.8, lw=1.5)
         if entry.get("N_opt") is None or entry.get("loss_opt") is None:
@@ -55,7 +64,7 @@ def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Pa
         ax.plot(entry["N_opt"], entry["loss_opt"], "*", ms=16, mec="black", color=color if interior else "none",
                 zorder=5)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters N (non-embedding, count)")
+    ax.set_xlabel(f"{n_label(fit)} (count)")
     ax.set_ylabel("held-out loss (loss_fn units; nats/token for cross-entropy)")
     ax.set_title("IsoFLOP profiles: ★ fitted minimum with 95 % interval of N*; hollow ★ = edge minimum (not used)",
                  fontsize=9)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flops_fit.plotting.style import plt, save
+from flops_fit.plotting.style import n_label, plt, save
 
 
 def _law(par: dict, N: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def plot_contours(fit: dict, table: pd.DataFrame, stem: str | Path) -> list[Path
     for C in np.unique(np.round(np.log10(_flops(fit, table)))):
         ax.plot(gn[0], 10 ** C / (k * gn[0]), ls=":", color="0.3", lw=0.7)
     ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
-           xlabel="parameters N", ylabel="training tokens D", title=_title(fit))
+           xlabel=n_label(fit), ylabel="training tokens D", title=_title(fit))
     ax.title.set_fontsize(9)
     ax.legend(loc="upper left", fontsize=8, title="dotted: constant C = 10^k FLOPs", title_fontsize=7)
     return save(fig, stem)
@@ -101,7 +101,7 @@ def plot_residuals(fit: dict, table: pd.DataFrame, stem: str | Path) -> list[Pat
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
     delta = fit["parametric"]["huber_delta"]
     for ax, x, label in zip(axes, (N, D, _flops(fit, table)),
-                            ("parameters N", "training tokens D", "compute C (FLOPs)")):
+                            (n_label(fit), "training tokens D", "compute C (FLOPs)")):
         ax.scatter(x, resid, s=12, alpha=0.7, color="C0")
         ax.axhline(0, color="k", lw=0.8)
         ax.axhspan(-delta, delta, color="C2", alpha=0.2, lw=0)

@@ -30,3 +30,10 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
         tmp.replace(path)
     plt.close(fig)
     return paths
+
+
+def n_label(fit: dict) -> str:
+    """Axis label of N from the fit's recorded convention (``N_convention``); a table whose convention
+    is unknown (and a fit.json from before the key existed) gets plain 'parameters N'."""
+    convention = fit.get("N_convention")
+    return f"parameters N ({convention})" if convention else "parameters N"

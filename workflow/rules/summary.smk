@@ -4,6 +4,7 @@ rule summarize:
         fit="results/fit/fit.json",
         recommendations="results/fit/recommendations.tsv",
         runs="results/plan/runs.tsv",
+        calibration="results/plan/lr_calibration.json",
         metrics=all_metrics,
     output:
         page=report(

@@ -10,5 +10,6 @@ log = setup(snakemake.log[0])
 write_summary(
     snakemake.input.fit, snakemake.input.recommendations, read_runs_table(snakemake.input.runs),
     Path(snakemake.input.metrics[0]).parents[1], snakemake.output.page, snakemake.output.runs,
+    snakemake.input.calibration,
 )
 log.info("wrote %s and %s", snakemake.output.page, snakemake.output.runs)
