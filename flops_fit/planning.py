@@ -155,13 +155,13 @@ def plan_row(
     size = as_size(size)
     rid = run_id(budget, size_param, size, suffix)
     tokens_wanted = budget / info.flops_per_token
-    batch, steps, rule = recipe.batch_plan(sweep, info.params, tokens_wanted, tokens_per_sample, fixed_batch)
+    batch, steps, rule = recipe.batch_plan(sweep, info.params, budget, tokens_wanted, tokens_per_sample, fixed_batch)
     tokens = steps * batch * tokens_per_sample
     achieved = tokens * info.flops_per_token
     warnings = []
     if "floored" in rule:
         warnings.append(
-            f"{rid}: the batch law asks for {recipe.batch_law_tokens(info.params, sweep['batch']):.3g} tokens per "
+            f"{rid}: the batch law asks for {recipe.batch_law_tokens(info.params, budget, sweep['batch']):.3g} tokens per "
             f"step, less than one sample of {tokens_per_sample}; it trains with {rule}. Raise sweep.batch.tokens "
             "or set sweep.batch_size if such tiny batches are not what you want"
         )

@@ -5,12 +5,15 @@ configurators); :mod:`flops_fit.planning` holds the arithmetic that turns them i
 :mod:`flops_fit.placement` the order in which budgets are placed. Every choice reads its knobs from
 the ``sweep:`` config section, documented in the schema.
 
-The default recipe follows Porian et al. (2024, "Resolving discrepancies in compute-optimal scaling
-of language models"), who tuned batch size and learning rate per model size and found
-B* ∝ N^(2/3) (160 sequences of 2048 tokens at 108M parameters) and lr* ∝ N^(−1/3) (0.0047 at 108M).
-The batch law is used as published; the learning-rate law is *calibrated* on the user's own model
-and data by a short lr sweep at the smallest budget (:mod:`flops_fit.calibration`), because its
-constant does not transfer across architectures, data and batch sizes.
+The default batch is DeepSeek LLM's B_opt = 0.292 · C^0.3271 tokens (Bi et al. 2024, fitted on their
+own IsoFLOP sweeps): one batch per budget, so the points of an IsoFLOP profile differ in N alone,
+and the batch grows with compute as published. (Fixed steps, batch ∝ D, gave the smallest model of a
+window the largest batch, the reverse of every published rule; Porian et al.'s B ∝ N^(2/3) is one
+config change away, but extrapolated to tiny models it leaves the largest of a window a few dozen
+steps.) The learning rate starts from Porian et al.'s lr ∝ N^(−1/3) (0.0047 at 108M) and is then
+*calibrated* on the user's own model and data by a short lr sweep at the smallest budget
+(:mod:`flops_fit.calibration`), because its constant does not transfer across architectures, data
+and batch sizes.
 """
 
 from __future__ import annotations
@@ -82,9 +85,14 @@ def learning_rate(params: int, reference_params: float, base_lr: float, exponent
     return base_lr * (params / reference_params) ** exponent
 
 
-def batch_law_tokens(params: int, batch: dict) -> float:
-    """Tokens per optimizer step from the batch law B = tokens · (N / reference_params)^exponent."""
-    return float(batch["tokens"]) * (params / float(batch["reference_params"])) ** float(batch["exponent"])
+def batch_law_tokens(params: int, budget: float, batch: dict) -> float:
+    """Tokens per optimizer step from the batch law (``sweep.batch``):
+    B = tokens · (N / reference_params)^params_exponent · (C / reference_flops)^flops_exponent."""
+    return (
+        float(batch["tokens"])
+        * (params / float(batch["reference_params"])) ** float(batch["params_exponent"])
+        * (budget / float(batch["reference_flops"])) ** float(batch["flops_exponent"])
+    )
 
 
 def batch_and_steps(
@@ -107,7 +115,7 @@ def batch_and_steps(
 
 
 def batch_plan(
-    sweep: dict, params: int, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
+    sweep: dict, params: int, budget: float, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
 ) -> tuple[int, int, str]:
     """(batch in samples, steps, rule) of one run; precedence: a user DataLoader's batch,
     ``sweep.batch_size``, ``sweep.steps``, then the batch law (``sweep.batch``).
@@ -121,7 +129,7 @@ def batch_plan(
     if sweep["steps"]:
         batch, steps = batch_and_steps(tokens, tokens_per_sample, sweep["steps"], None)
         return batch, steps, "fixed steps"
-    law = batch_law_tokens(params, sweep["batch"]) / tokens_per_sample
+    law = batch_law_tokens(params, budget, sweep["batch"]) / tokens_per_sample
     floor = int(sweep["batch"]["min_samples"])
     batch = max(floor, round(law))
     steps = max(1, round(tokens / tokens_per_sample / batch))

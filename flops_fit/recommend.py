@@ -227,7 +227,7 @@ def recommend(
         warnings += notes
         fpt = info[size].flops_per_token
         tokens_wanted = p["C"] / fpt
-        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, tokens_wanted, tokens_per_sample,
+        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, p["C"], tokens_wanted, tokens_per_sample,
                                             fixed_batch)
         rows.append({
             "C": p["C"], "size_param": model["size_param"], "size": size, "N": info[size].params,

@@ -71,16 +71,26 @@ def test_batch_and_steps_hit_the_tokens_within_one_percent(tokens, steps):
     assert abs(n_steps / steps - 1) < 0.2 or batch == 1
 
 
-def test_batch_law_grows_as_n_to_two_thirds_and_says_when_floored():
+def test_default_batch_law_is_deepseeks_one_batch_per_budget():
     sweep = config()["sweep"]
-    small = recipe.batch_plan(sweep, 10**6, 1e9, 64)
-    big = recipe.batch_plan(sweep, 8 * 10**6, 1e9, 64)
-    assert big[0] / small[0] == pytest.approx(4, rel=0.05) and small[2] == big[2] == "batch law"
-    # Porian et al.: 160 sequences of 2048 tokens at N = 108M
-    assert recipe.batch_plan(sweep, 108_000_000, 1e12, 2048)[0] == 160
-    batch, _, rule = recipe.batch_plan(sweep, 100, 1e6, 64)  # a law of a fraction of one sample
+    small = recipe.batch_plan(sweep, 10**5, 1e18, 1e9, 64)
+    big = recipe.batch_plan(sweep, 10**7, 1e18, 1e9, 64)
+    assert small[0] == big[0] and small[2] == "batch law"  # the same batch across an IsoFLOP window
+    # DeepSeek LLM: B_opt = 0.292 · C^0.3271 tokens
+    assert small[0] * 64 == pytest.approx(0.292 * 1e18**0.3271, rel=0.01)
+    assert recipe.batch_plan(sweep, 10**5, 1e20, 1e9, 64)[0] / small[0] == pytest.approx(100**0.3271, rel=0.01)
+
+
+def test_porians_law_by_config_and_floored_batches_are_said():
+    porian = config(batch={"tokens": 327680, "reference_params": 1.08e8, "params_exponent": 2 / 3,
+                           "flops_exponent": 0})["sweep"]
+    small = recipe.batch_plan(porian, 10**6, 1e15, 1e9, 64)
+    big = recipe.batch_plan(porian, 8 * 10**6, 1e15, 1e9, 64)
+    assert big[0] / small[0] == pytest.approx(4, rel=0.05)
+    assert recipe.batch_plan(porian, 108_000_000, 1e15, 1e12, 2048)[0] == 160  # 160 x 2048 at 108M
+    batch, _, rule = recipe.batch_plan(porian, 100, 1e9, 1e6, 64)  # a law of a fraction of one sample
     assert batch == 1 and "floored" in rule
-    assert recipe.batch_plan({**sweep, "steps": 100}, 10**6, 6.4e6, 64)[:2] == (1000, 100)
+    assert recipe.batch_plan({**porian, "steps": 100}, 10**6, 1e15, 6.4e6, 64)[:2] == (1000, 100)
 
 
 def test_lr_rule_and_warmup_cap():
@@ -98,7 +108,7 @@ def test_plan_row_hits_its_budget_and_warns_about_floored_batches():
     assert row["tokens"] == row["steps"] * row["batch_size"] * 16
     assert row["warmup_steps"] <= 0.1 * row["steps"] and row["role"] == "sweep"
     tiny = SizeInfo(params=5, params_total=6, flops_per_token=30)
-    _, warnings = plan_row(cfg, 1e7, 1, tiny, tokens_per_sample=16, lr=0.01)
+    _, warnings = plan_row(cfg, 1e3, 1, tiny, tokens_per_sample=16, lr=0.01)  # 0.292·C^0.33: 2.8 tokens
     assert any("floored" in w and "sweep.batch" in w for w in warnings)
 
 
