@@ -10,6 +10,7 @@ import json
 import textwrap
 
 import pandas as pd
+import pytest
 import yaml
 
 from test_workflow import snakemake
@@ -45,15 +46,18 @@ USER_CODE = textwrap.dedent('''
 ''')
 
 
-def test_own_model_runs_by_config_alone(tmp_path):
+def test_own_model_runs_by_config_alone_without_sizes(tmp_path):
+    """No model.sizes: the planner searches the width knob; the lr is calibrated; budgets come in waves."""
     (tmp_path / "mymodel.py").write_text(USER_CODE)
     config = {
-        "model": {"class": "mymodel.py:MLP", "size_param": "width", "sizes": [4, 8, 16, 32, 64], "kwargs": {"depth": 2}},
+        "model": {"class": "mymodel.py:MLP", "size_param": "width", "kwargs": {"depth": 2}},
         "dataset": {"target": "mymodel.py:make_dataset", "kwargs": {"n": 20000}},
         "eval_dataset": {"samples": 500},
         "loss": {"target": "mymodel.py:mse"},
         "budgets": ["2e7", "6e7"],
-        "sweep": {"sizes_per_budget": 4, "steps": 30, "lr": 0.01},
+        "target_budgets": ["1e9"],
+        "sweep": {"sizes_per_budget": 4, "steps": 30, "lr": 0.01, "lr_reference_params": 1000,
+                  "tokens_per_param": 2, "max_extensions": 1, "lr_calibration": {"factors": [0.5, 1, 2]}},
         "fit": {"bootstrap": 20},
     }
     (tmp_path / "config").mkdir()
@@ -61,10 +65,19 @@ def test_own_model_runs_by_config_alone(tmp_path):
     result = snakemake(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     runs = pd.read_csv(tmp_path / "results/plan/runs.tsv", sep="\t")
-    assert set(runs.size_param) == {"width"} and len(runs) == 8
+    assert set(runs.size_param) == {"width"} and set(runs.role) == {"sweep"}
+    assert (runs.groupby("budget")["size"].nunique() >= 4).all()
+    assert (runs["size"] % 1 == 0).all()  # knob values the search found (integers)
+    assert runs.groupby("budget")["wave"].min().is_monotonic_increasing  # budgets placed in ascending order
     assert (runs.tokens_per_sample == 1).all()  # one regression target per sample
+    calibration = json.loads((tmp_path / "results/plan/lr_calibration.json").read_text())
+    assert calibration["enabled"] and len(calibration["per_size"]) == 3
+    expected = [calibration["coefficient"] * n ** calibration["exponent"] for n in runs.params]
+    assert runs.lr.tolist() == pytest.approx(expected, rel=1e-6)
     for run_id in runs.run_id:
         metrics = json.loads((tmp_path / "results/runs" / run_id / "metrics.json").read_text())
         assert metrics["status"] == "ok" and 0 < metrics["eval_loss"] < 5
     fit = json.loads((tmp_path / "results/fit/fit.json").read_text())
-    assert len(fit["isoflop"]["per_budget"]) == 2
+    assert len(fit["isoflop"]["per_budget"]) == 2 and "backtest" in fit
+    recommendations = pd.read_csv(tmp_path / "results/fit/recommendations.tsv", sep="	")
+    assert {"N_star_isoflop", "N_star_parametric", "method"} <= set(recommendations.columns)
