@@ -94,6 +94,8 @@ def find_optimal(
     sizes: Sequence[float] | None = None,
     eval_dataset: Any = None,
     eval_samples: int = 512,
+    inputs_key: str = "input_ids",
+    targets_key: str = "labels",
     target_budgets: Sequence[float] = (),
     output_dir: str | Path = "flops_fit_results",
     sweep: dict | None = None,
@@ -105,7 +107,9 @@ def find_optimal(
     ``sweep``, ``training`` and ``fit`` take the keys of the config sections of the same names
     (config/README.md); everything not given takes the documented default. Returns a
     :class:`ScalingResult`; the files are under ``output_dir`` in the workflow's layout
-    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``).
+    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``). ``inputs_key`` and
+    ``targets_key`` say where samples that are mappings keep the inputs and targets (config keys
+    ``dataset.inputs_key`` / ``dataset.targets_key``); ``(inputs, targets)`` pairs need neither.
     """
     model_kwargs = dict(model_kwargs or {})
     if sizes is None:
@@ -126,7 +130,7 @@ def find_optimal(
             "class": f"{model_cls.__module__}:{model_cls.__qualname__}",
             "size_param": model_size_param, "sizes": list(sizes), "kwargs": model_kwargs,
         },
-        "dataset": {"target": "<find_optimal dataset>"},
+        "dataset": {"target": "<find_optimal dataset>", "inputs_key": inputs_key, "targets_key": targets_key},
         "eval_dataset": {"target": None if eval_dataset is None else "<find_optimal eval_dataset>", "samples": eval_samples},
         "loss": {"target": "<find_optimal loss_fn>"},
         "budgets": list(compute_budgets),
@@ -136,7 +140,7 @@ def find_optimal(
         "fit": dict(fit or {}),
     })
     out = Path(output_dir)
-    table, warnings = pipeline.plan(config, model_cls, dataset, eval_dataset)
+    table, warnings = pipeline.plan(config, model_cls, dataset, eval_dataset, loss_fn)
     pipeline.write_tsv(table, out / "plan" / "runs.tsv")
     for warning in warnings:
         log.warning(warning)
@@ -176,6 +180,7 @@ def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path
     run_training(
         job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
         loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
+        batch_format=job["batch_format"],
     )
 
 

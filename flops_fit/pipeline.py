@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import heldout, planning
+from flops_fit import heldout, planning, smoke
+from flops_fit.batch_format import BatchFormat
 from flops_fit.io import write_json, write_tsv
 from flops_fit.errors import ConfigError
 from flops_fit.model_contract import instantiate
@@ -38,16 +39,19 @@ def read_validated(path: str | Path) -> dict:
 # --------------------------------------------------------------------------------------------- plan
 def plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """The plan rule: build the objects named in config, plan, write the runs table."""
-    model_cls, dataset, eval_dataset, _ = build_objects(config)
-    table, warnings = plan(config, model_cls, dataset, eval_dataset)
+    model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
+    table, warnings = plan(config, model_cls, dataset, eval_dataset, loss_fn)
     write_tsv(table, out_path)
     return table, warnings
 
 
-def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tuple[pd.DataFrame, list[str]]:
-    """The runs table; the only step that looks at the data (one sample, for its shape)."""
-    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
-    example_inputs, example_targets = heldout.first_sample(train_data)[:2]
+def plan(
+    config: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any
+) -> tuple[pd.DataFrame, list[str]]:
+    """The runs table; the only step that looks at the data (two samples: their shapes, and the smoke test)."""
+    batch_format = BatchFormat.from_config(config)
+    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"], batch_format)
+    example_inputs, example_targets = heldout.first_sample(train_data, batch_format, count=smoke.SAMPLES)
     tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // len(example_targets)
     fixed_batch = None
     if isinstance(dataset, DataLoader):
@@ -63,6 +67,9 @@ def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tupl
         config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample,
     )
     table, notes = planning.plan_sweep(config, sizes, tokens_per_sample, fixed_batch=fixed_batch)
+    smallest = table.loc[table["params"].idxmin(), "size"]
+    notes += smoke.smoke_test(model_cls, model["size_param"], planning.as_size(smallest), model["kwargs"],
+                              (example_inputs, example_targets), loss_fn)
     return table, warnings + notes + _repetition_warnings(table, train_data)
 
 
@@ -92,7 +99,8 @@ def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: s
 
 def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
     """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
-    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
+    batch_format = BatchFormat.from_config(config)
+    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"], batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
@@ -102,6 +110,7 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
         "eval_data": eval_data,
         "loss_fn": loss_fn,
         "settings": config["training"],
+        "batch_format": batch_format,
     }
 
 
