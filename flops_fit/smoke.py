@@ -11,11 +11,11 @@ how to fix it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn as nn
 
 from flops_fit.errors import ConfigError
 from flops_fit.loss import EXPECTED, AdaptedLoss, loss_name
@@ -36,17 +36,18 @@ def smoke_test(
     model_kwargs: dict,
     batch: tuple[Any, Any],
     loss_fn: Any,
-    log: logging.Logger | None = None,
 ) -> list[str]:
     """Forward, loss and backward of ``model_cls(size_param=size)`` on ``batch`` (CPU); warnings.
 
     Raises :class:`ConfigError` when the model fails on the inputs, the loss fails on the predictions
-    and targets, the two broadcast to a bigger shape (a regression's ``(B, 1)`` against ``(B,)``), or
-    the loss is not a scalar with a gradient. Runs under a forked RNG, so the plan draws nothing.
+    and targets or is not a scalar with a gradient, or a PyTorch loss gets predictions and targets
+    that broadcast to a bigger shape (a regression's ``(B, 1)`` against ``(B,)``). Warns about the
+    latter for a user's loss, and about targets equal to the inputs. Runs under a forked RNG, so the
+    plan draws nothing.
     """
     inputs, targets = batch
     model_name = f"{model_cls.__name__}({size_param}={size})"
-    loss = AdaptedLoss(loss_fn, log)
+    loss = AdaptedLoss(loss_fn)  # says in the plan's log if it flattens
     with torch.random.fork_rng(devices=[]):
         model = instantiate(model_cls, size_param, size, model_kwargs, device="cpu").train()
         try:
@@ -58,7 +59,7 @@ def smoke_test(
                 "first item or its dataset.inputs_key; make forward accept them"
             ) from exc
         predictions, loss_targets = loss.prepare(outputs, targets)
-        _check_broadcast(predictions, loss_targets)
+        warnings = _broadcast_problem(predictions, loss_targets, loss_fn)
         try:
             value = loss_fn(predictions, loss_targets)
         except Exception as exc:
@@ -75,11 +76,11 @@ def smoke_test(
                 f"smoke test: back-propagating loss {loss_name(loss_fn)} through {model_name} fails: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-    return _warnings(inputs, targets)
+    return warnings + _copy_warning(inputs, targets)
 
 
 def describe(value: Any) -> str:
-    """``LongTensor (2, 32)``-style description of a tensor, else the type name (and keys of a mapping)."""
+    """``int64 tensor of shape (2, 32)``-style description of a tensor, else the type name (and keys of a mapping)."""
     if isinstance(value, torch.Tensor):
         return f"{str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
     if isinstance(value, Mapping):
@@ -99,22 +100,29 @@ def _loss_hint(outputs: Any, predictions: Any) -> str:
     )
 
 
-def _check_broadcast(predictions: Any, targets: Any) -> None:
-    """Refuse predictions and targets that broadcast to a shape bigger than both: a silent outer product."""
+def _broadcast_problem(predictions: Any, targets: Any, loss_fn: Any) -> list[str]:
+    """Predictions and targets that broadcast to a shape bigger than both: a silent outer product.
+
+    An error for PyTorch's own losses (``nn.MSELoss`` and kin compare elementwise); a warning for a
+    user's loss, which may reshape them itself.
+    """
     if not (isinstance(predictions, torch.Tensor) and isinstance(targets, torch.Tensor)):
-        return
+        return []
     try:
         shape = torch.broadcast_shapes(predictions.shape, targets.shape)
     except RuntimeError:
-        return  # not broadcastable: the loss decides (a classifier's (B, V) and (B,))
-    if torch.Size(shape).numel() > max(predictions.numel(), targets.numel()):
-        raise ConfigError(
-            f"smoke test: the model's predictions ({describe(predictions)}) and the targets "
-            f"({describe(targets)}) broadcast to {tuple(shape)}: an elementwise loss would compare every "
-            "prediction with every target without an error. Give them the same shape (e.g. "
-            "`.squeeze(-1)` at the end of forward, or targets of shape "
-            f"{tuple(predictions.shape)})"
-        )
+        return []  # not broadcastable: the loss decides (a classifier's (B, V) and (B,))
+    if torch.Size(shape).numel() <= max(predictions.numel(), targets.numel()):
+        return []
+    problem = (
+        f"the model's predictions ({describe(predictions)}) and the targets ({describe(targets)}) broadcast "
+        f"to {tuple(shape)}: an elementwise loss compares every prediction with every target without an "
+        f"error. Give them the same shape (e.g. `.squeeze(-1)` at the end of forward, or targets of shape "
+        f"{tuple(predictions.shape)})"
+    )
+    if isinstance(loss_fn, nn.modules.loss._Loss):
+        raise ConfigError(f"smoke test: {problem}")
+    return [f"{problem}, unless loss {loss_name(loss_fn)} reshapes them itself"]
 
 
 def _check_value(value: Any, loss_fn: Any) -> None:
@@ -137,7 +145,7 @@ def _check_value(value: Any, loss_fn: Any) -> None:
         )
 
 
-def _warnings(inputs: Any, targets: Any) -> list[str]:
+def _copy_warning(inputs: Any, targets: Any) -> list[str]:
     """Targets equal to the inputs: a causal LM would learn to copy (Hugging Face labels are unshifted)."""
     if (
         isinstance(inputs, torch.Tensor)
