@@ -35,7 +35,7 @@ class BatchFormat:
         return cls(dataset["inputs_key"], dataset["targets_key"])
 
     def __call__(self, batch: Any) -> tuple[Any, Any]:
-        """``(inputs, targets)`` of a sample or collated batch: a mapping's two keys, or a sequence's first two items."""
+        """``(inputs, targets)`` of a sample or collated batch: a mapping's two keys, a sequence's first two items."""
         if isinstance(batch, Mapping):
             missing = [k for k in (self.inputs_key, self.targets_key) if k not in batch]
             if missing:

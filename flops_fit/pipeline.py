@@ -100,7 +100,8 @@ def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: s
 def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
     """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
     batch_format = BatchFormat.from_config(config)
-    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"], batch_format)
+    samples = config["eval_dataset"]["samples"]
+    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, samples, batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {

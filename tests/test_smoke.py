@@ -64,8 +64,8 @@ def test_cross_entropy_on_dict_samples_and_model_output_passes():
          r"loss CrossEntropyLoss fails on TupleLM\(d_model=8\)'s predictions \(tuple\).*"
          r"The model returns a tuple without `logits`: return a tensor from forward"),
         (Regressor, regression_data(), nn.MSELoss(), {},
-         r"the model's predictions \(float32 tensor of shape \(2, 1\)\) and the targets \(float32 tensor of shape \(2,\)\) "
-         r"broadcast to \(2, 2\).*squeeze\(-1\)"),
+         r"the model's predictions \(float32 tensor of shape \(2, 1\)\) and the targets "
+         r"\(float32 tensor of shape \(2,\)\) broadcast to \(2, 2\).*squeeze\(-1\)"),
         (GPT, DictTokens(256), nn.CrossEntropyLoss(), {**GPT_KWARGS, "block_size": 4},
          r"GPT\(d_model=8\) fails on a batch of the data's inputs \(int64 tensor of shape \(2, 8\)\): "
          r"ValueError: sequence length 8 exceeds block_size=4"),

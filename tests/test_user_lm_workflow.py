@@ -1,4 +1,4 @@
-"""A Hugging Face-style user through the real ``snakemake`` CLI: dict rows, ``ModelOutput``, ``torch.nn:CrossEntropyLoss``.
+"""A Hugging Face-style user through the real ``snakemake`` CLI: dict rows, ModelOutput, torch.nn:CrossEntropyLoss.
 
 The dataset mimics ``datasets.Dataset.with_format("torch")`` (not a torch ``Dataset``; rows are
 ``{"input_ids", "attention_mask", "labels"}``), the model returns a ``ModelOutput``-like dict with
