@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from flops_fit import heldout
 from flops_fit.batch_format import BatchFormat
+from flops_fit.config import prepare_config
 from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.training.batches import BatchStream
@@ -65,3 +66,13 @@ def test_custom_keys_apply_everywhere():
     assert next(BatchStream(data, batch_size=4, seed=0, batch_format=fmt))[1].shape == (4, SEQ)
     with pytest.raises(ConfigError, match="without 'labels'"):
         heldout.first_sample(data)
+
+
+def test_config_keys_are_typed_and_defaulted():
+    base = {"model": {"class": "m:M", "size_param": "d", "sizes": [1, 2, 3, 4]}, "loss": {"target": "l"}, "budgets": [1]}
+    config = prepare_config({**base, "dataset": {"target": "d"}})
+    assert BatchFormat.from_config(config) == BatchFormat("input_ids", "labels")
+    config = prepare_config({**base, "dataset": {"target": "d", "inputs_key": "x", "targets_key": "y"}})
+    assert BatchFormat.from_config(config) == BatchFormat("x", "y")
+    with pytest.raises(ConfigError, match="targets_key"):
+        prepare_config({**base, "dataset": {"target": "d", "targets_key": 3}})
