@@ -30,9 +30,10 @@ class BatchFormat:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BatchFormat:
-        """The keys of a schema-validated config's ``dataset`` section (defaults filled)."""
+        """The keys of a config's ``dataset`` section; the defaults when absent (a ``validated.json``
+        written before these keys existed, read by a resumed sweep's train jobs)."""
         dataset = config["dataset"]
-        return cls(dataset["inputs_key"], dataset["targets_key"])
+        return cls(dataset.get("inputs_key", cls.inputs_key), dataset.get("targets_key", cls.targets_key))
 
     def __call__(self, batch: Any) -> tuple[Any, Any]:
         """``(inputs, targets)`` of a sample or collated batch: a mapping's two keys, a sequence's first two items."""
