@@ -97,6 +97,8 @@ def find_optimal(
     sizes: Sequence[float] | None = None,
     eval_dataset: Any = None,
     eval_samples: int = 512,
+    inputs_key: str = "input_ids",
+    targets_key: str = "labels",
     target_budgets: Sequence[float] = (),
     output_dir: str | Path = "flops_fit_results",
     sweep: dict | None = None,
@@ -108,7 +110,9 @@ def find_optimal(
     ``sweep``, ``training`` and ``fit`` take the keys of the config sections of the same names
     (config/README.md); everything not given takes the documented default. Returns a
     :class:`ScalingResult`; the files are under ``output_dir`` in the workflow's layout
-    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``).
+    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``). ``inputs_key`` and
+    ``targets_key`` say where samples that are mappings keep the inputs and targets (config keys
+    ``dataset.inputs_key`` / ``dataset.targets_key``); ``(inputs, targets)`` pairs need neither.
     """
     model_kwargs = dict(model_kwargs or {})
     _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
@@ -120,7 +124,7 @@ def find_optimal(
         model["sizes"] = list(sizes)
     config = prepare_config({
         "model": model,
-        "dataset": {"target": "<find_optimal dataset>"},
+        "dataset": {"target": "<find_optimal dataset>", "inputs_key": inputs_key, "targets_key": targets_key},
         "eval_dataset": {"target": None if eval_dataset is None else "<find_optimal eval_dataset>", "samples": eval_samples},
         "loss": {"target": "<find_optimal loss_fn>"},
         "budgets": list(compute_budgets),
@@ -132,7 +136,7 @@ def find_optimal(
     out = Path(output_dir)
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
-    warnings: list[str] = []
+    warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
 
     def train(table: pd.DataFrame) -> dict[str, float]:
         for row in table.to_dict("records"):
@@ -231,6 +235,7 @@ def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path
     run_training(
         job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
         loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
+        batch_format=job["batch_format"],
     )
 
 

@@ -3,8 +3,9 @@
 Validation checks interfaces only: it never indexes or iterates the data, because that could
 start a download, a slow preprocessing step or GPU work before the user has even seen that the
 rest of the configuration is fine. Sample types (tensors, numpy arrays, lists) are not checked:
-the DataLoader's default collation converts numpy to tensors, and a truly incompatible sample
-fails at the first training step with a clear traceback.
+the DataLoader's default collation converts numpy to tensors, and the plan reads the first samples
+(pairs or mappings, :mod:`flops_fit.batch_format`) and runs the smoke test (:mod:`flops_fit.smoke`)
+on them, so an incompatible sample stops the sweep before any training job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def validate_dataset(dataset_or_loader: Any, name: str = "dataset") -> None:
     if dataset_or_loader is None:
         raise TypeError(
             f"{name} is required. Pass a torch.utils.data.Dataset or DataLoader that yields "
-            "(inputs, targets) pairs.\n"
+            "(inputs, targets) pairs or mappings such as {'input_ids': ..., 'labels': ...}.\n"
             "Examples:\n"
             f"  {name}=torch.utils.data.TensorDataset(inputs, targets)\n"
             f"  {name}=MyDataset()  # a Dataset subclass with __getitem__ and __len__\n"

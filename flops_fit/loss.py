@@ -2,14 +2,19 @@
 
 Checked before training with ``inspect.signature`` only (no probe call: the shapes of the model's
 predictions are not known yet). Loss functions in the wild have many signatures, so the check is
-deliberately minimal: callable, not a class, and callable with two positional arguments.
+deliberately minimal: callable, not a class, and callable with two positional arguments. How the
+loss is then called (model outputs with ``logits``, a language model's ``(B, T, V)`` logits) is
+:class:`AdaptedLoss`; the plan's smoke test (:mod:`flops_fit.smoke`) tries it on one real batch.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
+from collections.abc import Mapping
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 EXPECTED = "loss_fn(predictions, targets) -> scalar"
@@ -68,3 +73,63 @@ def loss_name(loss_fn: Any) -> str:
     """A human-readable name: the function's name, or the type of a loss object."""
     name = getattr(loss_fn, "__name__", None)
     return name if isinstance(name, str) else type(loss_fn).__name__
+
+
+class AdaptedLoss:
+    """The user's loss as training and evaluation call it: ``loss(model(inputs), targets)``.
+
+    Two adaptations let standard losses and models work as written:
+
+    * **Model outputs with logits.** A mapping or object with ``logits`` (a ``transformers``
+      ``ModelOutput``) stands for its ``logits``. Any other output is passed to the loss unchanged.
+    * **Sequence classification.** Predictions ``(B, T, V)`` with integer targets ``(B, T)`` (one
+      class per token: a language model's logits) are flattened to ``(B·T, V)`` and ``(B·T,)``, the
+      shapes ``nn.CrossEntropyLoss`` expects; given the unflattened shapes it reads T as the class
+      dimension and fails, or silently computes nonsense when T equals V. Any loss that averages over
+      tokens gives the same value either way. Said once in the log, not every step.
+    """
+
+    def __init__(self, loss_fn: Any, log: logging.Logger | None = None) -> None:
+        self.loss_fn = loss_fn
+        self.log = log or logging.getLogger(__name__)
+        self._said_flatten = False
+
+    def prepare(self, outputs: Any, targets: Any) -> tuple[Any, Any]:
+        """The ``(predictions, targets)`` the user's loss receives."""
+        predictions = model_predictions(outputs)
+        if _is_sequence_classification(predictions, targets):
+            if not self._said_flatten:
+                self.log.info(
+                    "loss: predictions %s with integer targets %s are passed to %s as %s and %s "
+                    "(one row per target; see docs/architecture.md)",
+                    tuple(predictions.shape), tuple(targets.shape), loss_name(self.loss_fn),
+                    (targets.numel(), predictions.shape[-1]), (targets.numel(),),
+                )
+                self._said_flatten = True
+            return predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1)
+        return predictions, targets
+
+    def __call__(self, outputs: Any, targets: Any) -> Any:
+        return self.loss_fn(*self.prepare(outputs, targets))
+
+
+def model_predictions(outputs: Any) -> Any:
+    """A model's predictions: its ``logits`` when it returns a mapping or object holding them, else the output."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping) and "logits" in outputs:
+        return outputs["logits"]
+    logits = getattr(outputs, "logits", None)
+    return logits if isinstance(logits, torch.Tensor) else outputs
+
+
+def _is_sequence_classification(predictions: Any, targets: Any) -> bool:
+    """``(B, T, ..., V)`` predictions and integer ``(B, T, ...)`` targets: one class index per position."""
+    return (
+        isinstance(predictions, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and targets.dim() >= 2
+        and not (targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool)
+        and predictions.dim() == targets.dim() + 1
+        and predictions.shape[:-1] == targets.shape
+    )

@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, heldout, placement, planning, recipe
+from flops_fit import calibration, heldout, placement, planning, recipe, smoke
+from flops_fit.batch_format import BatchFormat
 from flops_fit.io import write_json, write_tsv
 from flops_fit.errors import ConfigError
 from flops_fit.model_contract import instantiate
@@ -46,12 +47,15 @@ class PlanContext:
     tokens_per_sample: int
     fixed_batch: int | None
     train_data: Any
+    #: a few training samples as (inputs, targets): their shapes, and the smoke test's batch
+    example: tuple[Any, Any]
 
 
 def plan_context(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> PlanContext:
-    """Look at the data once (one sample, for its shape); the only planning step that touches it."""
-    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
-    example_inputs, example_targets = heldout.first_sample(train_data)[:2]
+    """Look at the data once (two samples: their shapes, and the smoke test's batch)."""
+    batch_format = BatchFormat.from_config(config)
+    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"], batch_format)
+    example_inputs, example_targets = heldout.first_sample(train_data, batch_format, count=smoke.SAMPLES)
     tokens_per_sample = config["dataset"]["tokens_per_sample"] or example_targets.numel() // len(example_targets)
     fixed_batch = None
     if isinstance(dataset, DataLoader):
@@ -64,7 +68,7 @@ def plan_context(config: dict, model_cls: type, dataset: Any, eval_dataset: Any)
     catalog = planning.SizeCatalog(
         model_cls, config["model"], config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample
     )
-    return PlanContext(catalog, tokens_per_sample, fixed_batch, train_data)
+    return PlanContext(catalog, tokens_per_sample, fixed_batch, train_data, (example_inputs, example_targets))
 
 
 def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
@@ -80,13 +84,28 @@ def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
     return losses
 
 
+def first_window(config: dict, ctx: PlanContext) -> tuple[list, list[str]]:
+    """The smallest budget's first window (from ``sweep.tokens_per_param``), as placement would choose it."""
+    placer = placement.Placer(config, ctx.catalog, calibration.lr_rule(config, ctx.catalog), ctx.fixed_batch)
+    budget = min(float(b) for b in config["budgets"])
+    return placer.window(budget, recipe.expected_optimal_params(budget, config["sweep"]["tokens_per_param"]))
+
+
+def smoke_check(config: dict, ctx: PlanContext, loss_fn: Any) -> list[str]:
+    """One forward, loss and backward of the smallest first-window model (:mod:`flops_fit.smoke`), before
+    any training job: a model, data and loss that do not fit together stop the plan, not every job."""
+    window, _ = first_window(config, ctx)
+    smallest = min(window, key=lambda size: ctx.catalog.info(size).params)
+    model = config["model"]
+    return smoke.smoke_test(ctx.catalog.model_cls, model["size_param"], smallest, model.get("kwargs") or {},
+                            ctx.example, loss_fn)
+
+
 def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list[str]]:
     """The lr-calibration runs at the smallest budget (an empty table when calibration is off)."""
     if not config["sweep"]["lr_calibration"]["enabled"]:
         return planning.as_table([]), []
-    placer = placement.Placer(config, ctx.catalog, calibration.lr_rule(config, ctx.catalog), ctx.fixed_batch)
-    budget = min(float(b) for b in config["budgets"])
-    window, notes = placer.window(budget, recipe.expected_optimal_params(budget, config["sweep"]["tokens_per_param"]))
+    window, notes = first_window(config, ctx)
     table, more = calibration.plan_calibration(config, ctx.catalog, window, ctx.fixed_batch)
     return table, notes + more + _repetition_warnings(table, ctx.train_data)
 
@@ -119,18 +138,24 @@ def place_wave(
     return combined, notes + ctx.catalog.notes + _repetition_warnings(new, ctx.train_data)
 
 
-def plan(config: dict, model_cls: type, dataset: Any, eval_dataset: Any) -> tuple[pd.DataFrame, list[str]]:
-    """The first wave's runs table (no run finished yet, the configured lr rule)."""
+def plan(
+    config: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any
+) -> tuple[pd.DataFrame, list[str]]:
+    """The smoke test, then the first wave's runs table (no run finished yet, the configured lr rule)."""
     ctx = plan_context(config, model_cls, dataset, eval_dataset)
-    return place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+    notes = smoke_check(config, ctx, loss_fn)
+    table, more = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+    return table, notes + more
 
 
 def calibration_plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The calibration_plan rule: the lr-calibration runs (possibly none)."""
-    model_cls, dataset, eval_dataset, _ = build_objects(config)
-    table, notes = calibration_plan(config, plan_context(config, model_cls, dataset, eval_dataset))
+    """The calibration_plan rule, the first planning job: the smoke test, then the lr-calibration runs."""
+    model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
+    ctx = plan_context(config, model_cls, dataset, eval_dataset)
+    notes = smoke_check(config, ctx, loss_fn)
+    table, more = calibration_plan(config, ctx)
     write_tsv(table, out_path)
-    return table, notes
+    return table, notes + more
 
 
 def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, out_path: str | Path) -> dict:
@@ -190,7 +215,9 @@ def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: s
 
 def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
     """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
-    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"])
+    batch_format = BatchFormat.from_config(config)
+    samples = config["eval_dataset"]["samples"]
+    train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, samples, batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
@@ -200,6 +227,7 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
         "eval_data": eval_data,
         "loss_fn": loss_fn,
         "settings": config["training"],
+        "batch_format": batch_format,
     }
 
 

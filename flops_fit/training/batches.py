@@ -11,6 +11,10 @@ With several training processes every rank walks the same global stream (same se
 and gets its own slice of each batch (:meth:`Ranks.bounds`). A map-style dataset's rank reads only its
 own samples; a DataLoader or IterableDataset cannot be indexed, so every rank reads each whole batch
 and keeps its slice (exact and resumable, at the cost of reading the data once per process).
+
+Every batch is handed out as ``(inputs, targets)``, whether the data yields pairs or mappings
+(:class:`~flops_fit.batch_format.BatchFormat`). A sized, indexable dataset that is not a torch
+``Dataset`` subclass (a Hugging Face dataset after ``.with_format("torch")``) is map-style here too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from flops_fit.batch_format import BatchFormat
 from flops_fit.training.distributed import Ranks
 
 
@@ -42,7 +47,7 @@ class _EpochBatchSampler(Sampler[list[int]]):
 
 
 class BatchStream:
-    """Iterator over this rank's part of ``(inputs, targets, ...)`` batches.
+    """Iterator over this rank's part of ``(inputs, targets)`` batches.
 
     ``position`` counts the global batches handed out (the same on every rank). ``whole_tokens`` is
     the target count of the last whole batch when the ranks read whole batches (DataLoader or
@@ -59,8 +64,10 @@ class BatchStream:
         pin_memory: bool = False,
         start: int = 0,
         ranks: Ranks = Ranks(),
+        batch_format: BatchFormat = BatchFormat(),
     ) -> None:
         self.position = start
+        self.batch_format = batch_format
         self.ranks = ranks
         self.whole_tokens: int | None = None
         workers = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
@@ -68,7 +75,7 @@ class BatchStream:
             self._loader, skip, self._whole = data, start, True
         elif isinstance(data, IterableDataset):
             self._loader, skip, self._whole = DataLoader(data, batch_size=batch_size, **workers), start, True
-        elif isinstance(data, Dataset):
+        elif isinstance(data, Dataset) or (hasattr(type(data), "__getitem__") and hasattr(type(data), "__len__")):
             n = len(data)  # type: ignore[arg-type]
             if n < batch_size:
                 raise ValueError(f"the dataset has {n} samples, fewer than one batch of {batch_size}")
@@ -94,9 +101,7 @@ class BatchStream:
         return self
 
     def __next__(self) -> Any:
-        batch = self._next_raw()
-        if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-            raise TypeError("a training batch must be (inputs, targets); got " + type(batch).__name__)
+        batch = self.batch_format(self._next_raw())
         self.position += 1
         if self._whole:
             self.whole_tokens = batch[1].numel()

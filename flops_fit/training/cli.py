@@ -48,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
         train_data=job["train_data"],
         eval_data=job["eval_data"],
         loss_fn=job["loss_fn"],
+        batch_format=job["batch_format"],
         settings=settings,
         out_dir=args.out_dir or Path("results/runs") / args.run_id,
         checkpoint_dir=args.checkpoint_dir or Path("results/checkpoints") / args.run_id,

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from flops_fit.batch_format import BatchFormat
 from flops_fit.io import write_json, write_text
+from flops_fit.loss import AdaptedLoss
 from flops_fit.training.batches import BatchStream
 from flops_fit.training.checkpoint import load_checkpoint, remove_checkpoint, rng_state, save_checkpoint, set_rng_state
 from flops_fit.training.device import DeviceSetup, setup_device
@@ -241,8 +243,13 @@ def run_training(
     out_dir: Path,
     checkpoint_dir: Path,
     log: logging.Logger | None = None,
+    batch_format: BatchFormat = BatchFormat(),
 ) -> dict:
     """Train one row of the runs table and write ``out_dir/metrics.json`` and ``out_dir/curve.tsv``.
+
+    ``train_data`` yields ``(inputs, targets)`` pairs or mappings read by ``batch_format``;
+    ``eval_data`` is a list of ``(inputs, targets)`` batches (:func:`flops_fit.heldout.eval_batches`).
+    ``loss_fn`` is called through :class:`~flops_fit.loss.AdaptedLoss` in training and evaluation.
 
     Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same planned run, saves there
     every ``settings['checkpoint']`` steps/minutes, and deletes it once the metrics are written
@@ -260,7 +267,7 @@ def run_training(
     seed = int(run["seed"])
     _seed_everything(seed)  # the same on every rank: one model, one data order
     ranks = process_group(setup.is_cuda)
-    trainer = _Trainer(run, model, loss_fn, settings, setup, ranks, log)
+    trainer = _Trainer(run, model, AdaptedLoss(loss_fn, log), settings, setup, ranks, log)
     state = _resume(trainer, checkpoint_dir)
     resumed_from = trainer.step if state else None
     exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
@@ -272,6 +279,7 @@ def run_training(
         pin_memory=setup.is_cuda,
         start=int(state["position"]) if state else 0,
         ranks=ranks,
+        batch_format=batch_format,
     )
     if state is not None:
         set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
