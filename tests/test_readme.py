@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from flops_fit.config import prepare_config
-from flops_fit.pipeline import plan_step
+from flops_fit.pipeline import calibration_plan_step, plan_context, first_window
+from flops_fit.validation import build_objects
 from flops_fit.validation import validate_config
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -28,17 +30,21 @@ def test_config_example_with_its_files_validates_and_plans(tmp_path, monkeypatch
         (tmp_path / name).write_text(block(f"# {name}"))
     config = prepare_config(yaml.safe_load(block("# config/config.yaml")))
     validate_config(config)
-    table, warnings = plan_step(config, tmp_path / "runs.tsv")
-    assert len(table) == 18 and (table.tokens_per_sample == 1).all()
+    table, warnings = calibration_plan_step(config, tmp_path / "calibration.tsv")  # smoke test, then the lr sweep
+    assert len(table) == 3 * 5 and (table.tokens_per_sample == 1).all()
     assert not any("broadcast" in w for w in warnings)
+    window, _ = first_window(config, plan_context(config, *build_objects(config)[:3]))
+    assert len(window) == 6 and set(window) <= set(config["model"]["sizes"])
 
 
+@pytest.mark.slow  # a real calibrated, adaptive sweep: minutes on 2 CPU cores
 def test_python_example_runs_as_written(tmp_path, monkeypatch):
     """The find_optimal example, trained for real: torch.nn.CrossEntropyLoss() on a GPT's (B, T, V) logits."""
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(block("import torch, flops_fit"), namespace)
     result = namespace["result"]
-    assert len(result.runs) == 8 and len(result.optima) == 2
-    assert result.optima["loss_opt"].between(1, 5).all()
+    assert len(result.optima) == 3 and (result.runs.groupby("budget").size() >= 4).all()
+    assert result.optima["loss_opt"].dropna().between(1, 5).all()
+    assert (tmp_path / "results_mymodel/plan/lr_calibration.json").exists()
     assert (tmp_path / "results_mymodel/fit/fit.json").exists()
