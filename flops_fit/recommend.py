@@ -23,7 +23,9 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from flops_fit import heldout, recipe
+from flops_fit.batch_format import BatchFormat
 from flops_fit.flops import matmul_params
+from flops_fit.fitting.report import backtest_line
 from flops_fit.io import write_tsv
 from flops_fit.model_contract import default_probe_sizes, instantiate
 from flops_fit.planning import as_size, describe_sizes, read_runs_table
@@ -286,7 +288,7 @@ def recommend_for(
     """
     example_inputs = None
     if config["sweep"]["flops_per_token"] != "6N":
-        example_inputs = heldout.first_sample(dataset)[0][:1]
+        example_inputs = heldout.first_sample(dataset, BatchFormat.from_config(config))[0]
     fixed_batch = dataset.batch_size if isinstance(dataset, DataLoader) else None
     return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch)
 
@@ -316,8 +318,9 @@ def print_recommendations(path: str | Path) -> None:
         return
     out = lines(read_recommendations(path))
     fit_json = Path(path).with_name("fit.json")
-    if not out and fit_json.exists():
-        out = no_recommendation(json.loads(fit_json.read_text()))
+    if fit_json.exists():
+        fit = json.loads(fit_json.read_text())
+        out = (out or no_recommendation(fit)) + [backtest_line(fit.get("backtest"))]
     for line in out:
         print(f"flops-fit: {line}", file=sys.stderr)
 
