@@ -30,7 +30,7 @@ def test_non_numeric_budget_names_the_key():
 
 def test_defaults_are_filled_at_every_level():
     config = prepare_config(MINIMAL)
-    assert config["sweep"]["steps"] is None and config["sweep"]["batch"]["exponent"] == pytest.approx(2 / 3)
+    assert config["sweep"]["steps"] is None and config["sweep"]["batch"]["flops_exponent"] == pytest.approx(0.3271)
     assert config["sweep"]["placement"] == "adaptive" and config["sweep"]["lr_calibration"]["enabled"] is True
     assert config["training"]["optimizer"]["betas"] == [0.9, 0.95]
     assert config["training"]["checkpoint"]["every_minutes"] == 5.0
