@@ -171,7 +171,8 @@ def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, local_sweep:
     runs = pd.read_csv(local_sweep / "results/plan/runs.tsv", sep="\t")
     pd.testing.assert_frame_equal(pd.read_csv(cluster / "results/plan/runs.tsv", sep="\t"), runs)
     jobs = _submitted_jobs(proc.stdout)
-    expected = {f"rule_train_wildcards_{run_id}" for run_id in runs["run_id"]}
+    calibration = pd.read_csv(local_sweep / "results/plan/lr_calibration.tsv", sep="\t")
+    expected = {f"rule_train_wildcards_{run_id}" for run_id in [*runs["run_id"], *calibration["run_id"]]}
     assert set(jobs["comment"]) == expected, f"only train jobs, one per run, go to SLURM:\n{jobs}"
     assert (jobs["state"] == "COMPLETED").all(), jobs
     assert jobs["req_tres"].str.contains("gres/gpu=1").all(), f"train:gpu=1 must request one GPU:\n{jobs}"
@@ -189,7 +190,8 @@ def test_test_sweep_through_slurm_equals_a_local_run(slurm_cluster, local_sweep:
 @pytest.mark.slurm
 def test_two_process_run_through_slurm_matches_one_process(slurm_cluster, local_sweep: Path, tmp_path: Path) -> None:
     """processes_per_run=2: one sbatch job with 2 CPUs and 2 GPUs runs torchrun; same loss as 1 process."""
-    run_id = pd.read_csv(local_sweep / "results/plan/runs.tsv", sep="\t")["run_id"].iloc[0]
+    # a calibration run: the first planned runs, so the target needs no other training first
+    run_id = pd.read_csv(local_sweep / "results/plan/lr_calibration.tsv", sep="\t")["run_id"].iloc[0]
     workdir = _test_config(tmp_path, processes_per_run=2, device="cpu")
     proc = _snakemake(
         workdir, f"results/runs/{run_id}/metrics.json",

@@ -73,7 +73,8 @@ def test_hf_style_rows_model_output_and_cross_entropy_by_config(tmp_path):
         "eval_dataset": {"samples": 128},
         "loss": {"target": "torch.nn:CrossEntropyLoss"},
         "budgets": ["1e10", "3e10"],
-        "sweep": {"sizes_per_budget": 4, "steps": 20, "lr": 0.02, "lr_exponent": -0.5},
+        "sweep": {"sizes_per_budget": 4, "steps": 20, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
+                  "placement": "fixed", "lr_calibration": {"enabled": False}},  # the rows are under test here
         "fit": {"bootstrap": 10},
     }
     (tmp_path / "config").mkdir()
