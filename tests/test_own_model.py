@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import snakemake
+from workflow_support import snakemake
 
 USER_CODE = textwrap.dedent('''
     import torch

@@ -1,7 +1,7 @@
 """After a real (tiny) sweep: the recommendation, the summary page and `snakemake --report`, rendered in
 headless Chromium to check that a reader sees the plots and the numbers, not a blank page.
 
-One sweep of `.test/config` (shortened to 30 steps per run) through the real snakemake CLI, once.
+The session's one `.test` sweep (conftest) through the real snakemake CLI.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from flops_fit.fitting import fit_table
 from flops_fit.plotting.suite import FIGURES
 from flops_fit.recommend import COLUMNS, ParamCounter, lines, read_recommendations
 from flops_fit.report_page import summary_page
-from test_workflow import ROOT, snakemake
+from workflow_support import ROOT, snakemake
 
 CHROMIUM = shutil.which("chromium")
 #: as root, on a closed network, Chromium stalls without these (issue 7)
@@ -41,22 +41,16 @@ window.addEventListener("load", () => setTimeout(() => {
 </script>"""
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> tuple[Path, str]:
-    workdir = tmp_path_factory.mktemp("report_sweep")
-    shutil.copytree(ROOT / ".test" / "config", workdir / "config")
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    config["sweep"]["steps"], config["fit"]["bootstrap"] = 30, 20  # quality is not under test here
-    config["fit"]["recommend_from"] = "parametric"  # 30 steps need not bracket both optima: recommend anyway
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+@pytest.fixture
+def sweep(test_sweep_run) -> tuple[Path, str]:
+    """The session's `.test` sweep (conftest) and its console output."""
+    workdir, result = test_sweep_run
     return workdir, result.stderr
 
 
-@pytest.fixture(scope="module")
-def report(sweep) -> Path:
-    workdir, _ = sweep
+@pytest.fixture(scope="session")
+def report(test_sweep_run) -> Path:
+    workdir, _ = test_sweep_run
     result = snakemake(workdir, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir / "results/report.html"
@@ -74,7 +68,7 @@ def test_the_recommendation_is_written_and_printed_at_the_end(sweep):
     assert row["size"] == best and row["N"] == count(best)
     assert row["N_star_lo"] < row["N_star"] < row["N_star_hi"]
     assert row["D"] == pytest.approx(row["C"] / row["flops_per_token"])
-    assert row["steps"] == 30 and abs(row["tokens"] / row["D"] - 1) < 0.01
+    assert row["steps"] == 60 and abs(row["tokens"] / row["D"] - 1) < 0.01
     assert console.index(f"flops-fit: {lines(rec)[0]}") > console.rindex("(Rule: all)")  # onsuccess: the last word
 
 

@@ -13,7 +13,7 @@ import textwrap
 import pandas as pd
 import yaml
 
-from test_workflow import snakemake
+from workflow_support import snakemake
 
 USER_CODE = textwrap.dedent('''
     from collections import OrderedDict

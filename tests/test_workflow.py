@@ -1,14 +1,12 @@
 """The real `snakemake` CLI on the tiny `.test` sweep, in a temporary directory: every rule, every output.
 
-One sweep is run once per session (module fixture) and the tests read its outputs; the reruns
-check that finished runs are never retrained.
+The session's one `.test` sweep (conftest) is read here; the reruns check that finished runs are
+never retrained (the extension works on a copy).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,25 +15,14 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import copy_sweep
+from workflow_support import ROOT, snakemake
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", "--workflow-profile", "none", *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
-    )
 
-
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("sweep")
-    shutil.copytree(ROOT / ".test" / "config", workdir / "config")
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return workdir
+@pytest.fixture
+def sweep(test_sweep) -> Path:
+    return test_sweep
 
 
 def test_every_output_is_written(sweep):
@@ -65,7 +52,8 @@ def test_second_run_does_nothing(sweep):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_extending_the_config_trains_only_the_new_runs(sweep):
+def test_extending_the_config_trains_only_the_new_runs(sweep, tmp_path):
+    sweep = copy_sweep(sweep, tmp_path / "extended")
     metrics = sorted((sweep / "results/runs").glob("*/metrics.json"))
     before = {p: p.stat().st_mtime_ns for p in metrics}
     config = yaml.safe_load((sweep / "config/config.yaml").read_text())
