@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,15 @@ from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
+from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import recommend_for
 
 log = logging.getLogger("flops_fit")
 
+
+#: the columns of ScalingResult.optima; ``reason`` is empty for an interior minimum
+_OPTIMA_COLUMNS = ("C", "N_opt", "D_opt", "loss_opt", "interior", "reason")
 
 #: plan columns that must match for an existing run's metrics to count as this run's result
 _SAME_RUN = ("params", "steps", "batch_size", "lr")
@@ -56,8 +61,15 @@ class ScalingResult:
 
     @property
     def optima(self) -> pd.DataFrame:
-        """One row per budget: C, N_opt, D_opt, loss_opt, interior."""
-        return pd.DataFrame(self.fit["isoflop"].get("per_budget", []))
+        """One row per budget: C, N_opt, D_opt, loss_opt, interior, and why a budget's minimum is not interior.
+
+        Only these columns: with all ten of ``fit["isoflop"]["per_budget"]`` pandas elides the middle
+        ones, ``interior`` among them, and a refused budget would look like any other.
+        """
+        rows = self.fit["isoflop"].get("per_budget", [])
+        table = pd.DataFrame(rows, columns=list(_OPTIMA_COLUMNS))
+        table["reason"] = table["reason"].fillna("")
+        return table
 
     @property
     def predictions(self) -> pd.DataFrame:
@@ -99,6 +111,7 @@ def find_optimal(
     sweep: dict | None = None,
     training: dict | None = None,
     fit: dict | None = None,
+    progress: bool = True,
 ) -> ScalingResult:
     """Run an IsoFLOP sweep of ``model_cls`` over ``sizes`` of ``model_size_param`` and fit scaling laws.
 
@@ -106,6 +119,10 @@ def find_optimal(
     (config/README.md); everything not given takes the documented default. Returns a
     :class:`ScalingResult`; the files are under ``output_dir`` in the workflow's layout
     (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``).
+
+    ``progress`` shows runs done of total with an ETA while the sweep trains: a bar on a terminal,
+    INFO lines of the ``flops_fit`` logger elsewhere (printed to stderr when logging is not
+    configured, otherwise as configured); ``progress=False`` shows nothing.
     """
     model_kwargs = dict(model_kwargs or {})
     if sizes is None:
@@ -140,13 +157,14 @@ def find_optimal(
     pipeline.write_tsv(table, out / "plan" / "runs.tsv")
     for warning in warnings:
         log.warning(warning)
-    for row in table.to_dict("records"):
-        run = pipeline.planning.run_row(table, row["run_id"])
-        run_dir = out / "runs" / run["run_id"]
-        if _finished(run, run_dir):
-            log.info("%s: already trained, keeping its result", run["run_id"])
-            continue
-        _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run["run_id"])
+    with visible_info(log) if progress else nullcontext():  # progress=False: logging as configured
+        tracker = sweep_progress(dict(zip(table["run_id"], table["achieved_flops"])), progress, log)
+        try:
+            for row in table.to_dict("records"):
+                run = pipeline.planning.run_row(table, row["run_id"])
+                _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out, tracker)
+        finally:  # also when a run fails: the bar's line ends before the traceback
+            tracker.close()
     result = pipeline.fit_runs(config, table, out / "runs", out / "fit")
     recommendations, notes = recommend_for(result, config, model_cls, dataset, int(table["tokens_per_sample"].iloc[0]))
     pipeline.write_tsv(recommendations, out / "fit" / "recommendations.tsv")
@@ -169,13 +187,27 @@ def _finished(run: dict, run_dir: Path) -> bool:
     )
 
 
-def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> None:
+def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out: Path,
+                           tracker: SweepProgress) -> None:
+    """Train ``run`` into ``out/runs/<run_id>`` unless it holds this plan's result; count it either way."""
+    run_id = run["run_id"]
+    run_dir = out / "runs" / run_id
+    if _finished(run, run_dir):
+        tracker.kept(run_id)
+        return
+    tracker.started(run_id)
+    metrics = _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run_id)
+    tracker.finished(run_id, metrics)
+
+
+def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> dict:
+    """One run's metrics. Its per-step lines go to the ``flops_fit.training`` logger, below the progress."""
     from flops_fit.training import run_training
 
     job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-    run_training(
+    return run_training(
         job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
-        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
+        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir,
     )
 
 
