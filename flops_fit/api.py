@@ -38,6 +38,21 @@ _OPTIMA_COLUMNS = ("C", "N_opt", "D_opt", "loss_opt", "interior", "reason")
 _SAME_RUN = ("params", "steps", "batch_size", "lr")
 
 
+class WholeTable(pd.DataFrame):
+    """A DataFrame printed with every column: pandas elides middle columns past 80 characters.
+
+    ``optima`` exists to show whether each budget's minimum is interior; a long ``reason`` made
+    pandas replace ``interior`` with ``...`` in a script's output. Derived frames are plain ones.
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def __repr__(self) -> str:
+        return self.to_string()
+
+
 @dataclass
 class ScalingResult:
     """What :func:`find_optimal` found: fitted laws, per-budget optima, predictions, recommendations, runs."""
@@ -67,7 +82,7 @@ class ScalingResult:
         ones, ``interior`` among them, and a refused budget would look like any other.
         """
         rows = self.fit["isoflop"].get("per_budget", [])
-        table = pd.DataFrame(rows, columns=list(_OPTIMA_COLUMNS))
+        table = WholeTable(pd.DataFrame(rows, columns=list(_OPTIMA_COLUMNS)))
         table["reason"] = table["reason"].fillna("")
         return table
 
