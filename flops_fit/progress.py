@@ -10,6 +10,7 @@ runs would misjudge it.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -101,7 +102,9 @@ class Bar:
 
     def show(self, line: str, event: str, fraction: float) -> None:
         filled = round(_BAR_WIDTH * fraction)
-        self._stream.write(f"\r\033[K[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {line}")
+        text = f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {line}"
+        width = shutil.get_terminal_size().columns - 1  # a wrapped line could not be redrawn in place
+        self._stream.write(f"\r\033[K{text[:width]}")
         self._stream.flush()
 
     def close(self) -> None:
