@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,33 @@ from flops_fit.errors import ConfigError
 from flops_fit.io import write_json, write_tsv
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
+from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import no_recommendation, recommend_for
 
 log = logging.getLogger("flops_fit")
 
 
+#: the columns of ScalingResult.optima; ``reason`` is empty for an interior minimum
+_OPTIMA_COLUMNS = ("C", "N_opt", "D_opt", "loss_opt", "interior", "reason")
+
 #: plan columns that must match for an existing run's metrics to count as this run's result
 _SAME_RUN = ("params", "steps", "batch_size", "lr")
+
+
+class WholeTable(pd.DataFrame):
+    """A DataFrame printed with every column: pandas elides middle columns past 80 characters.
+
+    ``optima`` exists to show whether each budget's minimum is interior; a long ``reason`` made
+    pandas replace ``interior`` with ``...`` in a script's output. Derived frames are plain ones.
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def __repr__(self) -> str:
+        return self.to_string()
 
 
 @dataclass
@@ -57,8 +77,15 @@ class ScalingResult:
 
     @property
     def optima(self) -> pd.DataFrame:
-        """One row per budget: C, N_opt, D_opt, loss_opt, interior."""
-        return pd.DataFrame(self.fit["isoflop"].get("per_budget", []))
+        """One row per budget: C, N_opt, D_opt, loss_opt, interior, and why a budget's minimum is not interior.
+
+        Only these columns: with all ten of ``fit["isoflop"]["per_budget"]`` pandas elides the middle
+        ones, ``interior`` among them, and a refused budget would look like any other.
+        """
+        rows = self.fit["isoflop"].get("per_budget", [])
+        table = WholeTable(pd.DataFrame(rows, columns=list(_OPTIMA_COLUMNS)))
+        table["reason"] = table["reason"].fillna("")
+        return table
 
     @property
     def predictions(self) -> pd.DataFrame:
@@ -104,6 +131,7 @@ def find_optimal(
     sweep: dict | None = None,
     training: dict | None = None,
     fit: dict | None = None,
+    progress: bool = True,
 ) -> ScalingResult:
     """Run an IsoFLOP sweep of ``model_cls`` over ``sizes`` of ``model_size_param`` and fit scaling laws.
 
@@ -113,6 +141,10 @@ def find_optimal(
     (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``). ``inputs_key`` and
     ``targets_key`` say where samples that are mappings keep the inputs and targets (config keys
     ``dataset.inputs_key`` / ``dataset.targets_key``); ``(inputs, targets)`` pairs need neither.
+
+    ``progress`` shows runs done of total with an ETA while the sweep trains: a bar on a terminal,
+    INFO lines of the ``flops_fit`` logger elsewhere (printed to stderr when logging is not
+    configured, otherwise as configured); ``progress=False`` shows nothing.
     """
     model_kwargs = dict(model_kwargs or {})
     _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
@@ -137,34 +169,36 @@ def find_optimal(
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
     warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
+    with visible_info(log) if progress else nullcontext():  # progress=False: logging as configured
+        tracker = sweep_progress({}, progress, log)
 
-    def train(table: pd.DataFrame) -> dict[str, float]:
-        for row in table.to_dict("records"):
-            run = planning.run_row(table, row["run_id"])
-            run_dir = out / "runs" / run["run_id"]
-            if _finished(run, run_dir):
-                log.info("%s: already trained, keeping its result", run["run_id"])
-                continue
-            _train(config, run, *objects, run_dir, out / "checkpoints" / run["run_id"])
-        return pipeline.read_losses(table, out / "runs")
+        def train(table: pd.DataFrame) -> dict[str, float]:
+            tracker.add(dict(zip(table["run_id"], table["achieved_flops"])))  # each wave adds its runs
+            for row in table.to_dict("records"):
+                _train_unless_finished(config, planning.run_row(table, row["run_id"]), *objects, out, tracker)
+            return pipeline.read_losses(table, out / "runs")
 
-    # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
-    calibration, notes = pipeline.calibration_plan(config, ctx)
-    warnings += _logged(notes)
-    write_tsv(calibration, out / "plan" / "lr_calibration.tsv")
-    law = pipeline.calibrate(config, calibration, train(calibration))
-    warnings += _logged(law.get("warnings", []))
-    write_json(law, out / "plan" / "lr_calibration.json")
-    # 2. the budgets in waves, each placed from the finished runs before it
-    table = planning.as_table([])
-    for wave in range(placement.wave_count(config)):
-        table, notes = pipeline.place_wave(config, ctx, law, table, pipeline.read_losses(table, out / "runs"), wave)
-        write_tsv(table, out / "plan" / "waves" / f"{wave}.tsv")
-        new = table[table["wave"] == wave]
-        if wave and not len(new):
-            break  # a wave is a function of the finished runs: nothing new now, nothing new later
-        warnings += _logged(notes)
-        train(new)
+        try:
+            # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
+            calibration, notes = pipeline.calibration_plan(config, ctx)
+            warnings += _logged(notes)
+            write_tsv(calibration, out / "plan" / "lr_calibration.tsv")
+            law = pipeline.calibrate(config, calibration, train(calibration))
+            warnings += _logged(law.get("warnings", []))
+            write_json(law, out / "plan" / "lr_calibration.json")
+            # 2. the budgets in waves, each placed from the finished runs before it
+            table = planning.as_table([])
+            for wave in range(placement.wave_count(config)):
+                losses = pipeline.read_losses(table, out / "runs")
+                table, notes = pipeline.place_wave(config, ctx, law, table, losses, wave)
+                write_tsv(table, out / "plan" / "waves" / f"{wave}.tsv")
+                new = table[table["wave"] == wave]
+                if wave and not len(new):
+                    break  # a wave is a function of the finished runs: nothing new now, nothing new later
+                warnings += _logged(notes)
+                train(new)
+        finally:  # also when a run fails: the bar's line ends before the traceback
+            tracker.close()
     write_tsv(table, out / "plan" / "runs.tsv")
     warnings += _logged(placement.unbracketed(config, table, pipeline.read_losses(table, out / "runs")))
     # 3. fit, recommend, plot
@@ -228,11 +262,25 @@ def _finished(run: dict, run_dir: Path) -> bool:
     )
 
 
-def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> None:
+def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out: Path,
+                           tracker: SweepProgress) -> None:
+    """Train ``run`` into ``out/runs/<run_id>`` unless it holds this plan's result; count it either way."""
+    run_id = run["run_id"]
+    run_dir = out / "runs" / run_id
+    if _finished(run, run_dir):
+        tracker.kept(run_id)
+        return
+    tracker.started(run_id)
+    metrics = _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run_id)
+    tracker.finished(run_id, metrics)
+
+
+def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> dict:
+    """One run's metrics. Its per-step lines go to the ``flops_fit.training`` logger, below the progress."""
     from flops_fit.training import run_training
 
     job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-    run_training(
+    return run_training(
         job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
         loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
         batch_format=job["batch_format"],

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,8 +36,32 @@ def call(data, tmp_path, **overrides):
     return flops_fit.find_optimal(**{**args, **overrides})
 
 
-def test_find_optimal_returns_a_real_result_and_resumes(data, tmp_path):
-    result = call(data, tmp_path)
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def swept(data, tmp_path_factory) -> tuple[Path, flops_fit.ScalingResult, list[str]]:
+    """One real sweep (8 runs), trained once for the tests below; its folder, result and progress lines."""
+    tmp_path = tmp_path_factory.mktemp("api")
+    logger, lines = logging.getLogger("flops_fit"), Lines()
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:
+        result = call(data, tmp_path)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(logging.NOTSET)
+    return tmp_path, result, lines.lines
+
+
+def test_find_optimal_returns_a_real_result_and_resumes(data, swept):
+    tmp_path, result, _ = swept
     assert len(result.runs) == 8 and (tmp_path / "out/fit/fit.json").exists()
     assert len(result.optima) == 2 and result.optima["loss_opt"].between(1, 5).all()
     assert result.predictions["C"].tolist() == [1e11]
@@ -70,3 +100,43 @@ def test_every_independent_problem_is_reported_at_once_with_the_documents_messag
     assert "1. dataset is required" in message and "2. loss_fn is required" in message
     assert "3. compute_budgets is required" in message and "sizes" not in message
     assert not (tmp_path / "out").exists()
+
+
+def test_optima_show_whether_each_minimum_is_interior(swept):
+    optima = swept[1].optima
+    assert list(optima.columns) == ["C", "N_opt", "D_opt", "loss_opt", "interior", "reason"]
+    assert optima["interior"].tolist() == [True, True] and optima["reason"].tolist() == ["", ""]
+    refused = {"C": 1e12, "N_opt": 5e5, "D_opt": 3e5, "loss_opt": 2.0, "interior": False,
+               "reason": "minimum at the largest size", "sd_lnN_opt": None, "n_runs": 4}
+    result = flops_fit.ScalingResult(fit={"isoflop": {"per_budget": [refused]}}, runs=swept[1].runs,
+                                     output_dir=Path("."))
+    shown = repr(result.optima)  # what print() and a script show, at pandas' default 80 columns
+    assert "interior" in shown and "False" in shown and "minimum at the largest size" in shown
+
+
+def test_progress_counts_every_run_with_an_eta(swept):
+    lines = swept[2]
+    runs = [line for line in lines if line.startswith("run ")]
+    assert [line.split()[1] for line in runs] == [f"{i}/8" for i in range(1, 9)]
+    assert all("eval loss" in line for line in runs)
+    assert all(", ETA " in line for line in runs[:-1]) and ", ETA " not in runs[-1]
+    assert lines[-1].startswith("8/8 runs done: 8 trained in ")
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_api import MarkovTokens, call
+    data = MarkovTokens(vocab_size=64, seq_len=32, num_samples=16384, gamma=0.7)
+    call(data, Path({folder!r}))
+""")
+
+
+def test_progress_reaches_a_script_that_configured_no_logging(swept):
+    """A plain script (no logging set up, stderr not a terminal) sees the progress lines."""
+    code = SCRIPT.format(tests=str(Path(__file__).parent), folder=str(swept[0]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count(": already trained, keeping its result") == 8 and "flops_fit: run 8/8 " in result.stderr
+    assert "flops_fit: 8/8 runs done: 0 trained in 0 s, 8 already trained" in result.stderr

@@ -28,7 +28,7 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from flops_fit.training import run_training
+from flops_fit.training import distributed, run_training
 from flops_fit.training.distributed import Ranks
 from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
 
@@ -54,6 +54,11 @@ results = {{name: train(name, out / name / f"rank{{rank}}", out / name / "ckpt")
 # a kept checkpoint (last at step 15 of 20) is resumed by both ranks and ends where the first run ended
 for key, out_dir in (("resumed", "resume"), ("resumed_again", "resume2")):
     results[key] = train("even", out / out_dir / f"rank{{rank}}", out / "resume" / "ckpt", steps=20, keep=True)
+# what the engine does at exit, done here to see that it stops gloo's threads while Python runs
+from flops_fit.training.distributed import leave_process_group
+leave_process_group()
+tasks = Path("/proc/self/task")
+results["threads_after_leaving"] = sorted((t / "comm").read_text().strip() for t in tasks.iterdir()) if tasks.exists() else None
 (out / f"results{{rank}}.json").write_text(json.dumps(results))
 """
 
@@ -128,6 +133,44 @@ def test_the_tolerance_separates_a_wrong_batch(tmp_path):
         loss_fn=loss_fn, settings=settings(), out_dir=tmp_path / "b", checkpoint_dir=tmp_path / "cb",
     )
     assert abs(half["eval_loss"] / right["eval_loss"] - 1) > 100 * REL
+
+
+def test_leaving_the_group_stops_gloos_threads(two_processes):
+    """After DDP runs, leaving the group must really free the gloo backend, not leave its threads to the exit."""
+    for rank in (0, 1):
+        threads = json.loads((two_processes / f"results{rank}.json").read_text())["threads_after_leaving"]
+        if threads is None:
+            pytest.skip("no /proc/self/task to list threads")
+        assert not [t for t in threads if "gloo" in t], threads
+
+
+class FakeDist:
+    """Records what leave_process_group asks of torch.distributed."""
+
+    def __init__(self, initialized: bool):
+        self.initialized, self.calls = initialized, []
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def barrier(self) -> None:
+        self.calls.append("barrier")
+
+    def destroy_process_group(self) -> None:
+        self.calls.append("destroy")
+
+
+@pytest.mark.parametrize(
+    "initialized, failed, calls",
+    [(True, False, ["barrier", "destroy"]), (True, True, ["destroy"]), (False, False, [])],
+    ids=["normal exit: wait for every rank", "exit on an error: no wait", "group already destroyed"],
+)
+def test_leaving_the_group_at_exit(monkeypatch, initialized, failed, calls):
+    fake = FakeDist(initialized)
+    monkeypatch.setattr(distributed, "dist", fake)
+    monkeypatch.setattr(sys, "last_value", RuntimeError("boom") if failed else None, raising=False)
+    distributed.leave_process_group()
+    assert fake.calls == calls
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 4])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,13 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils._pytree import tree_map
+
+if dist.is_available():
+    # Before any process group exists: this module (imported by DistributedDataParallel) binds
+    # ``group.WORLD`` as the default argument of its functions at import time. Imported after
+    # init_process_group, that pins the group forever, destroy_process_group frees nothing and gloo's
+    # threads run on into the process's exit (see leave_process_group).
+    import torch.distributed.nn  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ def process_group(is_cuda: bool) -> Ranks:
     Without ``torchrun`` (``WORLD_SIZE`` unset or 1) the run is one process and nothing is initialised.
     A group the caller initialised is used as it is. One the engine initialises stays open for later
     runs in the same process (a group cannot be re-initialised reliably under one torchrun launch)
-    and is destroyed at exit.
+    and is left at exit (:func:`leave_process_group`).
     """
     if dist.is_available() and dist.is_initialized():
         return Ranks(dist.get_rank(), dist.get_world_size())
@@ -103,5 +111,23 @@ def process_group(is_cuda: bool) -> Ranks:
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; use one process per run")
     device = torch.device("cuda", torch.cuda.current_device()) if is_cuda else None
     dist.init_process_group("nccl" if is_cuda else "gloo", device_id=device)
-    atexit.register(dist.destroy_process_group)
+    atexit.register(leave_process_group)
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def leave_process_group() -> None:
+    """At exit: wait for every rank, then destroy the group, stopping gloo's threads while Python still runs.
+
+    The group's backend must be gone before the interpreter shuts down: a gloo backend still alive
+    then (its TCP loop and two worker threads running) is torn down by the C++ runtime during exit,
+    while the peer is exiting and closing its sockets too; PyTorch warns about exactly this in
+    ``destroy_process_group``. The barrier keeps a rank from closing its connections while a peer
+    still communicates. After an uncaught exception (``sys.last_value``) the peers will not come to a
+    barrier (torchrun stops them once this rank exits), so this rank only destroys. A group the
+    caller already destroyed is left alone.
+    """
+    if not dist.is_initialized():
+        return
+    if getattr(sys, "last_value", None) is None:
+        dist.barrier()
+    dist.destroy_process_group()

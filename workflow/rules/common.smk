@@ -7,11 +7,22 @@ from flops_fit import placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.errors import ConfigError
 
+
+def configfile_hint(configfiles: list) -> str:
+    """How to layer an overlay: a --configfile replaces the example, so an overlay alone lacks the required keys."""
+    if not configfiles:
+        return ""
+    return (
+        "\nA --configfile is a complete config of its own (config/config.yaml is not loaded). To change "
+        "a few keys of a base config, give both: --configfile config/config.yaml my_overlay.yaml"
+    )
+
+
 # Coerce "1e18"-style numbers, validate against workflow/schemas/config.schema.yaml, fill defaults.
 try:
     config.update(prepare_config(config))
 except ConfigError as error:
-    sys.exit(f"flops-fit: invalid configuration: {error}")
+    sys.exit(f"flops-fit: invalid configuration: {error}{configfile_hint(workflow.overwrite_configfiles)}")
 
 
 wildcard_constraints:
