@@ -83,7 +83,8 @@ def test_the_summary_page_holds_the_decision_every_warning_and_every_run(sweep):
     runs = pd.read_csv(workdir / "results/report/runs.tsv", sep="\t")
     assert len(runs) == 8 and set(runs["status"]) == {"ok"} and runs["eval_loss"].gt(0).all()
     assert all(f"<td>{run_id}</td>" in page for run_id in runs["run_id"])
-    assert "Fit summary (95% bootstrap intervals, 20 resamples)" in page and "<script" not in page
+    assert "Fit summary (95% bootstrap intervals, 50 resamples)" in page and "<script" not in page
+    assert "learning rate calibrated at the smallest budget: lr*(N) = " in page  # the recipe, as measured
 
 
 def test_the_report_is_one_file_with_every_item(report):
