@@ -25,9 +25,11 @@ def load_schema() -> dict:
 
 
 def _accepts_number(schema: dict) -> bool:
+    """The key takes a number: typed number/integer, or an enum with numbers in it (``fit.degree``)."""
     types = schema.get("type")
     types = types if isinstance(types, list) else [types]
-    return "number" in types or "integer" in types
+    numeric_choice = any(isinstance(v, int | float) and not isinstance(v, bool) for v in schema.get("enum", []))
+    return "number" in types or "integer" in types or numeric_choice
 
 
 def coerce_numbers(value: Any, schema: dict, path: str = "") -> Any:
@@ -43,10 +45,17 @@ def coerce_numbers(value: Any, schema: dict, path: str = "") -> Any:
     if isinstance(value, list):
         item_schema = schema.get("items", {})
         return [coerce_numbers(v, item_schema, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, str) and _accepts_number(schema) and "string" not in str(schema.get("type")):
+    if (
+        isinstance(value, str)
+        and _accepts_number(schema)
+        and "string" not in str(schema.get("type"))
+        and value not in schema.get("enum", [])  # a text choice of an enum, e.g. degree "auto"
+    ):
         try:
             number = float(value)
         except ValueError:
+            if "enum" in schema:
+                return value  # not a number: the schema names the choices
             raise ConfigError(
                 f"config key {path!r} must be a number, got the text {value!r}. "
                 f"Write it as a number, e.g. 1.0e+18."

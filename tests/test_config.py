@@ -55,3 +55,11 @@ def test_schema_errors_name_the_key(change, key):
 def test_shipped_configs_are_valid():
     for path in ("config/config.yaml", ".test/config/config.yaml"):
         assert load_config(path)["budgets"]
+
+
+def test_a_numeric_choice_given_as_text_is_read_as_its_number():
+    """`--config fit.degree=3` arrives as the text '3'; 'auto' stays a choice and a typo is named by the schema."""
+    assert prepare_config({**MINIMAL, "fit": {"degree": "3"}})["fit"]["degree"] == 3
+    assert prepare_config({**MINIMAL, "fit": {"degree": "auto"}})["fit"]["degree"] == "auto"
+    with pytest.raises(ConfigError, match="fit.degree"):
+        prepare_config({**MINIMAL, "fit": {"degree": "cubic"}})
