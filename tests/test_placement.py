@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from flops_fit import calibration
-from flops_fit.config import prepare_config
 from flops_fit.placement import Placer, predicted_center, read_profile, wave_count
 from flops_fit.planning import SizeCatalog, as_table
 from test_planning import MLP
+from test_planning import config as planning_config
 
 
 def law(N, D):
@@ -26,13 +26,7 @@ def law(N, D):
 
 
 def config(sizes=None, **sweep):
-    model = {"class": "m:MLP", "size_param": "width"}
-    if sizes is not None:
-        model["sizes"] = sizes
-    return prepare_config({
-        "model": model, "dataset": {"target": "d:D"}, "loss": {"target": "l:L"},
-        "budgets": [1e12, 4e12, 1.6e13], "sweep": {"steps": 100, **sweep},
-    })
+    return planning_config(sizes, budgets=(1e12, 4e12, 1.6e13), **{"sizes_per_budget": 6, "steps": 100, **sweep})
 
 
 def placer(cfg) -> Placer:

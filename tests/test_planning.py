@@ -23,13 +23,14 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def config(sizes=None, **sweep):
+def config(sizes=None, budgets=(1e9, 1e10), **sweep):
+    """A prepared config for the MLP above (``sizes`` None: the planner searches the knob)."""
     model = {"class": "m:MLP", "size_param": "width"}
     if sizes is not None:
         model["sizes"] = sizes
     return prepare_config({
         "model": model, "dataset": {"target": "d:D"}, "loss": {"target": "l:L"},
-        "budgets": [1e9, 1e10], "sweep": {"sizes_per_budget": 4, **sweep},
+        "budgets": list(budgets), "sweep": {"sizes_per_budget": 4, **sweep},
     })
 
 
