@@ -35,8 +35,8 @@ log = logging.getLogger("flops_fit")
 #: the columns of ScalingResult.optima; ``reason`` is empty for an interior minimum
 _OPTIMA_COLUMNS = ("C", "N_opt", "D_opt", "loss_opt", "interior", "reason")
 
-#: plan columns that must match for an existing run's metrics to count as this run's result
-_SAME_RUN = ("params", "steps", "batch_size", "lr")
+#: beside a run's metrics: the identity of the plan row it was trained for (planning.run_identity)
+PLAN_FILE = "plan.json"
 
 
 class WholeTable(pd.DataFrame):
@@ -249,17 +249,16 @@ def _unique(lines: list[str]) -> list[str]:
 
 
 def _finished(run: dict, run_dir: Path) -> bool:
-    """True when ``run_dir`` holds metrics of a run planned exactly like ``run``: never retrain it."""
-    path = run_dir / "metrics.json"
-    if not path.exists():
+    """True when ``run_dir`` holds the metrics of this very plan row: never retrain it.
+
+    "This very row" is the workflow's rerun trigger, :func:`flops_fit.planning.run_identity` (every
+    planned column but bookkeeping), recorded beside the metrics when the run was trained: a changed
+    seed, warmup, lr, batch or budget retrains, an identical call retrains nothing.
+    """
+    metrics, plan = run_dir / "metrics.json", run_dir / PLAN_FILE
+    if not (metrics.exists() and plan.exists()):
         return False
-    metrics = json.loads(path.read_text())
-    planned = {"params": metrics.get("params"), "steps": metrics.get("planned_steps"),
-               "batch_size": metrics.get("batch_size"), "lr": metrics.get("lr")}
-    return all(
-        planned[k] is not None and abs(float(planned[k]) - float(run[k])) <= 1e-9 * max(1.0, abs(float(run[k])))
-        for k in _SAME_RUN
-    )
+    return json.loads(plan.read_text()) == json.loads(json.dumps(planning.run_identity(run)))
 
 
 def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out: Path,
@@ -272,6 +271,7 @@ def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_f
         return
     tracker.started(run_id)
     metrics = _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run_id)
+    write_json(planning.run_identity(run), run_dir / PLAN_FILE)
     tracker.finished(run_id, metrics)
 
 

@@ -140,3 +140,16 @@ def test_progress_reaches_a_script_that_configured_no_logging(swept):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count(": already trained, keeping its result") == 8 and "flops_fit: run 8/8 " in result.stderr
     assert "flops_fit: 8/8 runs done: 0 trained in 0 s, 8 already trained" in result.stderr
+
+
+def test_a_changed_plan_row_is_retrained_and_only_it(data, swept, tmp_path):
+    """One run identity (planning.run_identity) decides, as in the workflow: a new seed retrains every run."""
+    import shutil
+
+    shutil.copytree(swept[0], tmp_path / "copy")
+    metrics = sorted((tmp_path / "copy/out/runs").glob("*/metrics.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in metrics}
+    sweep = {"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
+             "placement": "fixed", "lr_calibration": {"enabled": False}, "seed": 1}
+    call(data, tmp_path / "copy", sweep=sweep)
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items()), "a run of the old seed was kept"
