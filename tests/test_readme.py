@@ -31,7 +31,7 @@ def test_config_example_with_its_files_validates_and_plans(tmp_path, monkeypatch
     config = prepare_config(yaml.safe_load(block("# config/config.yaml")))
     validate_config(config)
     table, warnings = calibration_plan_step(config, tmp_path / "calibration.tsv")  # smoke test, then the lr sweep
-    assert len(table) == 3 * 5 and (table.tokens_per_sample == 1).all()
+    assert len(table) == 3 * len(config["sweep"]["lr_calibration"]["factors"]) and (table.tokens_per_sample == 1).all()
     assert not any("broadcast" in w for w in warnings)
     window, _ = first_window(config, plan_context(config, *build_objects(config)[:3]))
     assert len(window) == 6 and set(window) <= set(config["model"]["sizes"])

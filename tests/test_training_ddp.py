@@ -206,15 +206,20 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def planned_sweep(tmp_path_factory) -> Path:
-    """The .test sweep with 2 processes per run (on CPU here), validated and planned, nothing trained."""
+    """The .test sweep with 2 processes per run (on CPU here), up to its first planned runs (the lr
+    calibration's), nothing trained."""
     workdir = tmp_path_factory.mktemp("ddp_sweep")
     shutil.copytree(ROOT / ".test" / "config", workdir / "config")
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     config["training"] = {"processes_per_run": 2}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(workdir, "results/plan/runs.tsv")
+    result = _snakemake(workdir, PLANNED)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
+
+
+#: the first planning checkpoint's table: the runs a dry run can already show
+PLANNED = "results/plan/lr_calibration.tsv"
 
 
 def test_train_rule_launches_torchrun_with_a_gpu_per_process(planned_sweep):
@@ -222,19 +227,19 @@ def test_train_rule_launches_torchrun_with_a_gpu_per_process(planned_sweep):
     cuda = 'training={"processes_per_run": 2, "device": "cuda"}'
     result = _snakemake(planned_sweep, "--dry-run", "--printshellcmds", "--rerun-triggers", "mtime", "--config", cuda)
     assert result.returncode == 0, result.stderr[-5000:]
-    runs = pd.read_csv(planned_sweep / "results/plan/runs.tsv", sep="\t")
+    runs = pd.read_csv(planned_sweep / PLANNED, sep="\t")
     commands = [line for line in result.stdout.splitlines() if " train --config " in line]
-    assert len(commands) == len(runs) == 8
+    assert len(commands) == len(runs) == 9
     launcher = "Shell command: torchrun --standalone --nproc_per_node=2 -m flops_fit train "
     assert all(c.startswith(launcher) for c in commands), commands[0]
-    assert result.stdout.count("threads: 2") == 8 and result.stdout.count("gpu=2") == 8
+    assert result.stdout.count("threads: 2") == 9 and result.stdout.count("gpu=2") == 9
 
 
 def test_train_rule_runs_under_torchrun_like_one_process(planned_sweep, tmp_path):
     """The real rule on CPU (2 gloo processes) and the one-process CLI give the same run."""
     workdir = tmp_path / "sweep"
     shutil.copytree(planned_sweep, workdir, ignore=shutil.ignore_patterns(".snakemake"))
-    runs = pd.read_csv(workdir / "results/plan/runs.tsv", sep="\t").sort_values("achieved_flops")
+    runs = pd.read_csv(workdir / PLANNED, sep="\t").sort_values("achieved_flops")
     run = runs[runs.batch_size % 2 == 1].iloc[0] if (runs.batch_size % 2).any() else runs.iloc[0]  # uneven if any
     result = _snakemake(workdir, "--printshellcmds", f"results/runs/{run.run_id}/metrics.json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -244,7 +249,7 @@ def test_train_rule_runs_under_torchrun_like_one_process(planned_sweep, tmp_path
     assert log.count("wrote metrics") == 1 and "step 1/" in log  # one log, written by rank 0
 
     one_dir = tmp_path / "one"
-    cli = [sys.executable, "-m", "flops_fit", "train", "--run-id", run.run_id, "--out-dir", str(one_dir),
+    cli = [sys.executable, "-m", "flops_fit", "train", "--runs", PLANNED, "--run-id", run.run_id, "--out-dir", str(one_dir),
            "--checkpoint-dir", str(tmp_path / "ckpt"), "--threads", "1"]
     single = subprocess.run(cli, cwd=workdir, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-5000:]
