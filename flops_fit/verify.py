@@ -202,7 +202,7 @@ def verification_line(row: dict) -> str:
     interval = ("no interval (bootstrap off or failed)" if row["inside_interval"] is None else
                 f"{float(row['ci_level'] or 0.95):.0%} CI {row['predicted_loss_lo']:.4g}–{row['predicted_loss_hi']:.4g}, "
                 f"{'inside' if row['inside_interval'] else 'OUTSIDE'}")
-    other = ""
+    other = f"; the {METHOD_TEXT[row['other_method']]} gave no N* here"
     if row["other_predicted_loss"] is not None:
         other = (f"; the {METHOD_TEXT[row['other_method']]} would have chosen N* = {count(row['other_N_star'])}, "
                  f"predicted loss {row['other_predicted_loss']:.4g}")
@@ -216,20 +216,28 @@ def lines(table: pd.DataFrame) -> list[str]:
     return [verification_line(r) for r in table.astype(object).where(table.notna(), None).to_dict("records")]
 
 
-def verify_step(
-    fit_json: str | Path, recommendations_tsv: str | Path, plan_tsv: str | Path, runs_dir: str | Path,
-    budgets: list[float], out_tsv: str | Path, out_html: str | Path,
-) -> list[str]:
-    """The verify rule: the comparison table and its page; returns the lines to log (or why nothing ran)."""
+def write_verification(
+    fit: dict, recommendations: pd.DataFrame, plan: pd.DataFrame, runs_dir: str | Path, budgets: list[float],
+    out_dir: str | Path,
+) -> tuple[pd.DataFrame, list[str]]:
+    """``verify.tsv`` and ``verify.html`` in ``out_dir``; returns the table and its lines (or why nothing ran)."""
     from flops_fit.report_page import verification_page
 
-    fit = json.loads(Path(fit_json).read_text())
-    table = verification_table(fit, read_recommendations(recommendations_tsv), planning.read_runs_table(plan_tsv),
-                               runs_dir)
+    table = verification_table(fit, recommendations, plan, runs_dir)
     out = lines(table) or nothing_to_verify(fit, budgets)
-    write_tsv(table, out_tsv)
-    write_text(verification_page(table, out), out_html)
-    return out
+    write_tsv(table, Path(out_dir) / "verify.tsv")
+    write_text(verification_page(table, out), Path(out_dir) / "verify.html")
+    return table, out
+
+
+def verify_step(
+    fit_json: str | Path, recommendations_tsv: str | Path, plan_tsv: str | Path, runs_dir: str | Path,
+    budgets: list[float], out_dir: str | Path,
+) -> list[str]:
+    """The verify rule: the comparison table and its page from the finished verification runs."""
+    fit = json.loads(Path(fit_json).read_text())
+    recommendations = read_recommendations(recommendations_tsv)
+    return write_verification(fit, recommendations, planning.read_runs_table(plan_tsv), runs_dir, budgets, out_dir)[1]
 
 
 def print_verification(path: str | Path, fit_json: str | Path) -> None:
