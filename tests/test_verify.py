@@ -15,6 +15,7 @@ from flops_fit.errors import ConfigError
 from flops_fit.planning import read_runs_table
 from flops_fit.verify import (
     COLUMNS, carried_interval, check_budgets, law_loss, lines, nothing_to_verify, verification_row, verify_budgets,
+    verify_plan_step, verify_step,
 )
 from workflow_support import snakemake
 
@@ -82,6 +83,21 @@ def test_without_a_recommendation_nothing_is_verified_and_the_reason_is_given():
     why = nothing_to_verify(fit_dict(recommend_method=None), [1e13])
     assert why[0] == "nothing to verify: only 1 budget has an interior minimum"
     assert "add sizes above" in why[1]
+
+
+def test_without_a_recommendation_the_steps_plan_no_run_and_write_why(tmp_path):
+    """The verify_plan and verify steps on a fit that recommends nothing: an empty plan, an empty table, the reason."""
+    fit = fit_dict(recommend_method=None)
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    pd.DataFrame(columns=["C", "size_param", "size"]).to_csv(tmp_path / "recommendations.tsv", sep="\t", index=False)
+    plan, notes = verify_plan_step({}, [1e13], tmp_path / "fit.json", tmp_path / "recommendations.tsv",
+                                   tmp_path / "lr.json", tmp_path / "plan.tsv")
+    assert len(plan) == 0 and notes == nothing_to_verify(fit, [1e13])
+    out = verify_step(tmp_path / "fit.json", tmp_path / "recommendations.tsv", tmp_path / "plan.tsv",
+                      tmp_path / "runs", [1e13], tmp_path)
+    assert out == notes
+    assert list(pd.read_csv(tmp_path / "verify.tsv", sep="\t").columns) == COLUMNS
+    assert "only 1 budget has an interior minimum" in (tmp_path / "verify.html").read_text()
 
 
 # ------------------------------------------------------------------------------- the verify target
