@@ -202,7 +202,7 @@ def verification_line(row: dict) -> str:
     interval = ("no interval (bootstrap off or failed)" if row["inside_interval"] is None else
                 f"{float(row['ci_level'] or 0.95):.0%} CI {row['predicted_loss_lo']:.4g}–{row['predicted_loss_hi']:.4g}, "
                 f"{'inside' if row['inside_interval'] else 'OUTSIDE'}")
-    other = f"; the {METHOD_TEXT[row['other_method']]} gave no N* here"
+    other = f"; no N* from the {METHOD_TEXT[row['other_method']]}"
     if row["other_predicted_loss"] is not None:
         other = (f"; the {METHOD_TEXT[row['other_method']]} would have chosen N* = {count(row['other_N_star'])}, "
                  f"predicted loss {row['other_predicted_loss']:.4g}")
