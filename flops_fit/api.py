@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit import pipeline, placement, planning
+from flops_fit import pipeline, placement, planning, verify as verification
 from flops_fit.config import prepare_config
 from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
@@ -64,6 +64,8 @@ class ScalingResult:
     warnings: list[str] = field(default_factory=list)
     #: one row per target budget: the size-knob value to train, its N, tokens, steps (flops_fit.recommend)
     recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``verify=True``: the recommended run's observed loss against the prediction (flops_fit.verify)
+    verification: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def a(self) -> float | None:
@@ -109,6 +111,7 @@ class ScalingResult:
         else:
             for p in self.fit.get("predictions", []):
                 lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")
+        lines += [f"  {line}" for line in verification.lines(self.verification)]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -131,6 +134,7 @@ def find_optimal(
     sweep: dict | None = None,
     training: dict | None = None,
     fit: dict | None = None,
+    verify: bool | Sequence[float] = False,
     progress: bool = True,
 ) -> ScalingResult:
     """Run an IsoFLOP sweep of ``model_cls`` over ``sizes`` of ``model_size_param`` and fit scaling laws.
@@ -145,6 +149,10 @@ def find_optimal(
     ``progress`` shows runs done of total with an ETA while the sweep trains: a bar on a terminal,
     INFO lines of the ``flops_fit`` logger elsewhere (printed to stderr when logging is not
     configured, otherwise as configured); ``progress=False`` shows nothing.
+
+    ``verify`` trains the recommended run after the fit (True: at the smallest target budget; a list:
+    at those target budgets) with the sweep's recipe and compares its loss with the law's prediction
+    (``ScalingResult.verification``, ``verify/verify.tsv``); the run never enters the fit.
     """
     model_kwargs = dict(model_kwargs or {})
     _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
@@ -164,6 +172,7 @@ def find_optimal(
         "sweep": dict(sweep or {}),
         "training": dict(training or {}),
         "fit": dict(fit or {}),
+        "verify": {} if isinstance(verify, bool) else {"budgets": list(verify)},
     })
     out = Path(output_dir)
     objects = (model_cls, dataset, eval_dataset, loss_fn)
@@ -206,8 +215,34 @@ def find_optimal(
     recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample)
     write_tsv(recommendations, out / "fit" / "recommendations.tsv")
     _plot(out)
+    checked = pd.DataFrame(columns=verification.COLUMNS)
+    if verify is not False:
+        checked, more = _verify(config, ctx, law, result, recommendations, objects, out, progress)
+        notes += more
     return ScalingResult(fit=result, runs=table, output_dir=out, warnings=_unique(warnings + result["warnings"] + notes),
-                         recommendations=recommendations)
+                         recommendations=recommendations, verification=checked)
+
+
+def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: dict, recommendations: pd.DataFrame,
+            objects: tuple, out: Path, progress: bool) -> tuple[pd.DataFrame, list[str]]:
+    """The workflow's verify_plan, train and verify steps: plan, train (unless finished) and compare."""
+    budgets = verification.verify_budgets(config)
+    notes = verification.nothing_to_verify(fit, budgets)
+    plan = planning.as_table([])
+    if not notes:
+        plan, notes = verification.plan_verification(config, ctx, law, recommendations, budgets)
+    write_tsv(plan, out / "verify" / "plan.tsv")
+    with visible_info(log) if progress else nullcontext():
+        tracker = sweep_progress(dict(zip(plan["run_id"], plan["achieved_flops"])), progress, log)
+        try:
+            for run_id in plan["run_id"]:
+                _train_unless_finished(config, planning.run_row(plan, run_id), *objects, out, tracker)
+        finally:
+            tracker.close()
+    table, lines = verification.write_verification(fit, recommendations, plan, out / "runs", budgets, out / "verify")
+    for line in lines:
+        log.info(line)
+    return table, _logged(notes)
 
 
 def _check_inputs(model_cls, size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, budgets) -> None:

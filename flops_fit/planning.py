@@ -25,8 +25,9 @@ RUN_COLUMNS = [
     "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "lr", "warmup_steps",
     "planned_flops", "achieved_flops", "seed", "role", "wave",
 ]
-#: what a row is for: an IsoFLOP point, an extra seed of one (noise), or an lr-calibration run
-ROLES = ("sweep", "replicate", "calibration")
+#: what a row is for: an IsoFLOP point, an extra seed of one (noise), an lr-calibration run, or the
+#: recommended run trained to check the prediction (flops_fit.verify; never fitted)
+ROLES = ("sweep", "replicate", "calibration", "verify")
 #: bookkeeping columns that say when or why a run was planned, not how it trains
 BOOKKEEPING = ("role", "wave")
 

@@ -129,3 +129,28 @@ def write_summary(
     outcomes = run_outcomes(runs, runs_dir)
     write_tsv(outcomes, runs_out)
     write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes, calibration), page_path)
+
+
+#: the verification columns shown on its page (the TSV has them all)
+VERIFY_COLUMNS = ["C", "size", "N", "D", "method", "predicted_loss", "predicted_loss_lo", "predicted_loss_hi",
+                  "observed_loss", "rel_error", "inside_interval", "other_method", "other_N_star",
+                  "other_predicted_loss", "status"]
+
+
+def verification_page(verification: pd.DataFrame, sentences: list[str]) -> str:
+    """The verify rule's page: each recommended run's observed loss against the law's prediction.
+
+    Its own page, not a section of the summary: the summary belongs to the default target, which
+    must not train the verification run.
+    """
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flops-fit verification</title><style>{STYLE}</style></head>
+<body>
+<h1>flops-fit: the recommended run, trained and compared with its prediction</h1>
+{_notes(sentences, "decision")}
+{_table(verification[[c for c in VERIFY_COLUMNS if c in verification.columns]]) if len(verification) else ""}
+<p>Predicted loss: Approach 3's L(N, D) at the run's own N and tokens; its interval is the fit's bootstrap
+interval of the loss at that budget, carried over to the run (the fit's uncertainty, not one run's seed noise).
+The other approach's loss is the same law at the N*, D* that approach would have chosen.</p>
+</body></html>
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -72,6 +73,17 @@ def test_find_optimal_returns_a_real_result_and_resumes(data, swept):
     again = call(data, tmp_path)  # same plan: nothing is retrained
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
     assert again.fit["isoflop"]["per_budget"] == result.fit["isoflop"]["per_budget"]
+
+
+def test_verify_trains_the_recommended_run_outside_the_fit(data, swept, tmp_path):
+    """find_optimal(verify=True) on a copy of the finished sweep: only the verification run is trained."""
+    shutil.copytree(swept[0] / "out", tmp_path / "out")
+    result = call(data, tmp_path, verify=True, fit={"bootstrap": 30, "recommend_from": "parametric"})
+    row = result.verification.iloc[0]
+    assert row["run_id"].endswith("_verify") and row["run_id"] not in set(result.runs["run_id"])
+    assert row["rel_error"] == pytest.approx(row["observed_loss"] / row["predicted_loss"] - 1)
+    assert (tmp_path / "out/verify/verify.tsv").exists() and "verify C = 1e+11" in repr(result)
+    assert result.fit["n_runs"] == 8  # the fit saw the sweep only
 
 
 @pytest.mark.parametrize(

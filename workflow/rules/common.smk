@@ -33,6 +33,12 @@ wildcard_constraints:
 LAST_WAVE = placement.wave_count(config) - 1
 
 
+def sweep_config():
+    """The config the sweep depends on: all but ``verify``, so choosing what to verify never
+    re-validates, re-plans or re-fits the sweep (the validate rule's params are its rerun trigger)."""
+    return {key: value for key, value in config.items() if key != "verify"}
+
+
 def metrics_of(table):
     return expand("results/runs/{run_id}/metrics.json", run_id=table["run_id"])
 
@@ -80,15 +86,22 @@ def all_metrics(wildcards):
     return metrics_of(runs_table())
 
 
+def verify_metrics(wildcards):
+    """The verification runs' metrics (available once the verify_plan checkpoint has run)."""
+    return metrics_of(planning.read_runs_table(checkpoints.verify_plan.get().output.runs))
+
+
 def plan_tables():
-    """Every plan table in order (calibration, then the waves); later ones are read only when needed."""
+    """Every plan table in order (calibration, the waves, the verification runs); later ones are read
+    only when needed, so a sweep run never waits for the verify plan."""
     yield checkpoints.calibration_plan.get().output.runs
     for wave in range(LAST_WAVE + 1):
         yield checkpoints.place.get(wave=wave).output.runs
+    yield checkpoints.verify_plan.get().output.runs
 
 
 def run_source(run_id):
-    """(table file, row) of a run: the calibration table or the first wave that placed it."""
+    """(table file, row) of a run: the calibration table, the first wave that placed it, or the verify plan."""
     for path in plan_tables():
         table = planning.read_runs_table(path)
         if run_id in set(table["run_id"]):

@@ -1,5 +1,4 @@
 # The decision: the size-knob value, tokens and steps to train at each target budget.
-from flops_fit.recommend import print_recommendations
 
 
 rule recommend:
@@ -22,6 +21,3 @@ rule recommend:
     script:
         "../scripts/recommend.py"
 
-
-onsuccess:
-    print_recommendations("results/fit/recommendations.tsv")

@@ -7,6 +7,6 @@ rule validate:
     conda:
         "../envs/flops_fit.yaml"
     params:
-        config=config,
+        config=sweep_config(),
     script:
         "../scripts/validate.py"

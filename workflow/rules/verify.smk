@@ -1,0 +1,55 @@
+# Prove the prediction (flops_fit.verify): train the recommended run at verify.budgets with the
+# sweep's recipe and compare its loss with the law's. Not part of `all`: `snakemake verify` asks for
+# it. The run is an ordinary planned run (role `verify`) in its own table, trained by the train rule
+# (run_source finds its row), and never in results/plan/runs.tsv, so it never enters the fit.
+from flops_fit.verify import verify_budgets
+
+
+checkpoint verify_plan:
+    input:
+        config="results/validated.json",
+        fit="results/fit/fit.json",
+        recommendations="results/fit/recommendations.tsv",
+        lr="results/plan/lr_calibration.json",
+    output:
+        runs="results/verify/plan.tsv",
+    params:
+        budgets=verify_budgets(config),
+    log:
+        "logs/verify/plan.log",
+    localrule: True
+    conda:
+        "../envs/flops_fit.yaml"
+    script:
+        "../scripts/verify_plan.py"
+
+
+rule verify:
+    input:
+        fit="results/fit/fit.json",
+        recommendations="results/fit/recommendations.tsv",
+        runs="results/verify/plan.tsv",
+        metrics=verify_metrics,
+    output:
+        table=report(
+            "results/verify/verify.tsv",
+            caption="../report/verify.rst",
+            category="1. Summary",
+            labels={"table": "verification (TSV)"},
+        ),
+        page=report(
+            "results/verify/verify.html",
+            caption="../report/verify.rst",
+            category="1. Summary",
+            labels={"table": "verification page"},
+        ),
+    params:
+        budgets=verify_budgets(config),
+        runs_dir="results/runs",
+    log:
+        "logs/verify/verify.log",
+    localrule: True
+    conda:
+        "../envs/flops_fit.yaml"
+    script:
+        "../scripts/verify.py"
