@@ -317,7 +317,7 @@ def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path
     job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
     return run_training(
         job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
-        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir, log=log,
+        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir,
         batch_format=job["batch_format"],
     )
 
