@@ -65,27 +65,41 @@ def run_v1(config: dict, out: Path) -> dict:
     return result.fit
 
 
-def run_brute(config: dict, default_results: Path, out: Path) -> dict:
-    """Each calibrated run at 0.5x and 2x its lr; the best of the three per run."""
+def train_variant(config: dict, run: dict, out: str) -> float | None:
+    """Train one lr variant of a planned run in this process (one thread); its eval loss."""
+    import torch
+
     from flops_fit.training import run_training
 
-    model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
+    torch.set_num_threads(1)
+    run_dir = Path(out) / "runs" / run["run_id"]
+    if not (run_dir / "metrics.json").exists():
+        model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
+        job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
+        run_training(run, model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
+                     loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir,
+                     checkpoint_dir=Path(out) / "checkpoints" / run["run_id"], batch_format=job["batch_format"])
+    return json.loads((run_dir / "metrics.json").read_text()).get("eval_loss")
+
+
+def run_brute(config: dict, default_results: Path, out: Path, workers: int) -> dict:
+    """Each calibrated run at 0.5x and 2x its lr (``workers`` processes); the best of the three per run."""
+    from concurrent.futures import ProcessPoolExecutor
+
     table = planning.read_runs_table(default_results / "plan" / "runs.tsv")
     table = table[table["role"] == "sweep"]
     best = pipeline.read_losses(table, default_results / "runs")
+    variants = []
     for row in table.to_dict("records"):
         for factor in LR_FACTORS:
             run = {**planning.run_row(table, row["run_id"]), "lr": row["lr"] * factor}
-            run["run_id"] = f"{row['run_id']}_lrx{factor:g}"
-            run_dir = out / "runs" / run["run_id"]
-            if not (run_dir / "metrics.json").exists():
-                job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-                run_training(run, model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
-                             loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir,
-                             checkpoint_dir=out / "checkpoints" / run["run_id"], batch_format=job["batch_format"])
-            loss = json.loads((run_dir / "metrics.json").read_text()).get("eval_loss")
-            if loss is not None and not loss >= best.get(row["run_id"], float("inf")):
-                best[row["run_id"]] = loss
+            variants.append((row["run_id"], {**run, "run_id": f"{row['run_id']}_lrx{factor:g}"}))
+    with ProcessPoolExecutor(workers) as pool:
+        losses = pool.map(train_variant, [config] * len(variants), [v for _, v in variants],
+                          [str(out)] * len(variants))
+        for (base, _), loss in zip(variants, losses):
+            if loss is not None and loss < best.get(base, float("inf")):
+                best[base] = loss
     results = pd.DataFrame({
         "run_id": table["run_id"], "budget": table["budget"], "N": table["params"], "D": table["tokens"],
         "C": table["achieved_flops"], "loss": table["run_id"].map(best),
@@ -98,6 +112,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--default-results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("bench_results/recipe_study"))
+    parser.add_argument("--workers", type=int, default=2, help="training processes for the brute-force runs")
+    parser.add_argument("--skip-v1", action="store_true", help="only the calibrated and brute-force recipes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     config = prepare_config(yaml.safe_load(args.config.read_text()))
@@ -105,8 +121,10 @@ def main() -> None:
     calibrated = fit_table(pd.read_csv(args.default_results / "fit" / "runs_results.tsv", sep="\t"),
                            budgets=config["budgets"], bootstrap=1000, degree=2)
     rows = [summary("calibrated (default)", calibrated)]
-    rows.append(summary("brute-force lr per run", brute := run_brute(config, args.default_results, args.out / "brute")))
-    rows.append(summary("v1 (fixed steps, assumed lr)", run_v1(config, args.out / "v1")))
+    brute = run_brute(config, args.default_results, args.out / "brute", args.workers)
+    rows.append(summary("brute-force lr per run", brute))
+    if not args.skip_v1:
+        rows.append(summary("v1 (fixed steps, assumed lr)", run_v1(config, args.out / "v1")))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     a_brute = brute["isoflop"]["a"]
