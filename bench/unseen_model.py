@@ -46,6 +46,8 @@ class ConvLM(nn.Module):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results_unseen"))
+    parser.add_argument("--tokens-per-param", type=float, default=2.0,
+                        help="the (poor) guess that centres the first window (the optimum here is about 15-20)")
     args = parser.parse_args()
     start = time.monotonic()
     result = flops_fit.find_optimal(
@@ -55,13 +57,13 @@ def main() -> None:
         compute_budgets=[1e10, 3e10, 1e11],
         target_budgets=[1e12],
         output_dir=args.out,
-        sweep={"tokens_per_param": 2},
+        sweep={"tokens_per_param": args.tokens_per_param},
         fit={"bootstrap": 200},
     )
     wall = time.monotonic() - start
     print(result)
     runs = result.runs
-    print(runs.groupby("budget").agg(runs=("run_id", "size"), waves=("wave", "nunique"),
+    print(runs.groupby("budget").agg(runs=("run_id", "size"), waves=("wave", "nunique"), first_wave=("wave", "min"),
                                      N_min=("params", "min"), N_max=("params", "max")))
     print(result.optima.to_string(index=False))
     fit = json.loads((args.out / "fit" / "fit.json").read_text())

@@ -137,7 +137,13 @@ def find_optimal(
     verify: bool | Sequence[float] = False,
     progress: bool = True,
 ) -> ScalingResult:
-    """Run an IsoFLOP sweep of ``model_cls`` over ``sizes`` of ``model_size_param`` and fit scaling laws.
+    """Run an IsoFLOP sweep of ``model_cls``, sized by ``model_size_param``, and fit scaling laws.
+
+    ``sizes`` are candidate values of the size knob, used as given; without them the planner searches
+    the knob for the N each window needs. The sweep calibrates the learning rate at the smallest budget,
+    then places the budgets in ascending order, each window centred on the optimum the budgets below it
+    predict and extended while its minimum is not bracketed (``sweep`` keys ``placement``,
+    ``lr_calibration``, …). The progress total grows as each wave is placed.
 
     ``sweep``, ``training`` and ``fit`` take the keys of the config sections of the same names
     (config/README.md); everything not given takes the documented default. Returns a
