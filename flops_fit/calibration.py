@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from flops_fit.planning import SizeCatalog, as_size, plan_row, reference_params
+from flops_fit.planning import SizeCatalog, as_size, as_table, plan_row, reference_params
 from flops_fit.recipe import learning_rate
 
 
@@ -41,8 +41,6 @@ def plan_calibration(
     config: dict, catalog: SizeCatalog, window: list, fixed_batch: int | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     """The calibration runs: three sizes of the smallest budget's window × each lr factor."""
-    from flops_fit.planning import as_table
-
     budget = min(float(b) for b in config["budgets"])
     rule = lr_rule(config, catalog)
     ordered = sorted((as_size(s) for s in window), key=lambda s: catalog.info(s).params)

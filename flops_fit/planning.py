@@ -17,7 +17,8 @@ import pandas as pd
 
 from flops_fit import recipe
 from flops_fit.flops import flops_per_token, matmul_params, total_params
-from flops_fit.model_contract import instantiate
+from flops_fit.knob import ParamCounter, as_size, closest_size
+from flops_fit.model_contract import default_probe_sizes, instantiate
 
 #: Column order of results/plan/runs.tsv (documented in docs/architecture.md).
 RUN_COLUMNS = [
@@ -37,11 +38,6 @@ class SizeInfo:
     params: int
     params_total: int
     flops_per_token: float
-
-
-def as_size(value: float) -> int | float:
-    """48.0 → 48: YAML and pandas turn integers into floats; model constructors want ints."""
-    return int(value) if float(value).is_integer() else float(value)
 
 
 def run_id(budget: float, size_param: str, size: float, suffix: str = "") -> str:
@@ -88,9 +84,6 @@ class SizeCatalog:
         example_inputs: Any,
         tokens_per_sample: int,
     ) -> None:
-        from flops_fit.model_contract import default_probe_sizes
-        from flops_fit.recommend import ParamCounter
-
         self.model_cls, self.size_param, self.kwargs = model_cls, model["size_param"], model.get("kwargs") or {}
         self.convention, self.example_inputs, self.tokens_per_sample = convention, example_inputs, tokens_per_sample
         given = model.get("sizes")
@@ -119,8 +112,6 @@ class SizeCatalog:
         """The legal knob value whose N is closest to ``target`` in log (given sizes: the nearest of them)."""
         if self.given is not None:
             return min(self.given, key=lambda s: abs(math.log(self.info(s).params / target)))
-        from flops_fit.recommend import closest_size
-
         size, _ = closest_size(self.model_cls, self.size_param, self.kwargs, target, self.seeds, self.counter)
         return as_size(size)
 

@@ -1,11 +1,7 @@
 """From a predicted N* to a decision: the value of the user's size knob to train at a target budget.
 
-The fit predicts a parameter count N*, but a user sets ``d_model`` (or whatever the knob is), and
-not every value is legal (a width that must divide into heads, say). So the knob is searched on the
-``meta`` device (no memory, no time) for the legal value whose N, counted exactly like the plan
-counts it (:func:`flops_fit.flops.matmul_params`), is closest to N* in log. N grows with the knob
-(the model contract checks it), so the search brackets N* by doubling/halving and then bisects:
-a few dozen constructions even for knobs in the tens of thousands. The tokens follow as
+The fit predicts a parameter count N*, but a user sets ``d_model`` (or whatever the knob is): the
+knob value is the legal one whose N is closest to N* (:mod:`flops_fit.knob`). The tokens follow as
 D = C / FLOPs-per-token of *that* size (the plan's convention), and the steps from the plan's
 batch rule, so the recommendation can be trained as planned runs are.
 """
@@ -13,9 +9,8 @@ batch rule, so the recommendation can be trained as planned runs are.
 from __future__ import annotations
 
 import json
-import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +19,11 @@ from torch.utils.data import DataLoader
 
 from flops_fit import heldout, recipe
 from flops_fit.batch_format import BatchFormat
-from flops_fit.flops import matmul_params
 from flops_fit.fitting.report import backtest_line
 from flops_fit.io import write_tsv
-from flops_fit.model_contract import default_probe_sizes, instantiate
-from flops_fit.planning import as_size, describe_sizes, read_runs_table
-
-Size = int | float
-
-#: relative resolution of the search for a continuous (float) knob
-FLOAT_RTOL = 1e-3
-#: at most this many doublings (or halvings) to bracket N*: 2^60 covers any real model
-MAX_BRACKET_STEPS = 60
+from flops_fit.model_contract import default_probe_sizes
+from flops_fit.knob import ParamCounter, closest_size
+from flops_fit.planning import describe_sizes, read_runs_table
 
 COLUMNS = [
     "C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D_star", "D_star_lo", "D_star_hi",
@@ -44,139 +32,6 @@ COLUMNS = [
 ]
 #: how a line names the approach that gave N*
 METHOD_TEXT = {"isoflop": "isoFLOP frontier, Approach 2", "parametric": "parametric law, Approach 3"}
-
-
-class ParamCounter:
-    """N of the model at a knob value (None where the constructor refuses it), each value built once."""
-
-    def __init__(self, model_cls: type, size_param: str, model_kwargs: Mapping[str, Any] | None) -> None:
-        self.model_cls, self.size_param, self.model_kwargs = model_cls, size_param, dict(model_kwargs or {})
-        self.cache: dict[Size, int | None] = {}
-
-    def __call__(self, size: Size) -> int | None:
-        if size not in self.cache:
-            try:
-                model = instantiate(self.model_cls, self.size_param, size, self.model_kwargs, device="meta")
-                self.cache[size] = matmul_params(model)
-            except Exception:  # noqa: BLE001 - the model's own rule (e.g. divisibility): not a legal value
-                self.cache[size] = None
-        return self.cache[size]
-
-
-def _legal_between(count: ParamCounter, lo: int, hi: int, start: int) -> int | None:
-    """The legal integer strictly between lo and hi nearest to ``start`` (outward scan), or None."""
-    for offset in range(hi - lo):
-        for size in (start - offset, start + offset):
-            if lo < size < hi and count(size) is not None:
-                return size
-    return None
-
-
-def _legal_from(count: ParamCounter, start: int, step: int, stop: int) -> int | None:
-    """The first legal integer from ``start`` towards ``stop`` (exclusive), by ``step`` = ±1."""
-    for size in range(start, stop, step):
-        if count(size) is not None:
-            return size
-    return None
-
-
-def _grow(count: ParamCounter, size: Size, integer: bool) -> Size | None:
-    """A legal knob value about twice ``size`` (the first legal one above 2·size for integers)."""
-    if not integer:
-        return size * 2 if count(size * 2) is not None else None
-    return _legal_from(count, 2 * int(size), 1, 4 * int(size) + 2)
-
-
-def _shrink(count: ParamCounter, size: Size, integer: bool) -> Size | None:
-    """A legal knob value about half ``size`` (the first legal one below size/2 for integers)."""
-    if not integer:
-        return size / 2 if count(size / 2) is not None else None
-    return _legal_from(count, int(size) // 2, -1, 0) if int(size) > 1 else None
-
-
-def _not_growing(count: ParamCounter, small: Size, big: Size) -> ValueError:
-    return ValueError(
-        f"{count.model_cls.__name__}: N does not grow with {count.size_param} ({count.size_param}={small} -> "
-        f"{count(small):,}, {count.size_param}={big} -> {count(big):,}), so no value of it reaches the "
-        "predicted N*; check that the size knob sets the layer widths"
-    )
-
-
-def closest_size(
-    model_cls: type,
-    size_param: str,
-    model_kwargs: Mapping[str, Any] | None,
-    target_params: float,
-    sizes: Sequence[Size],
-    counter: ParamCounter | None = None,
-) -> tuple[Size, int]:
-    """The legal value of ``size_param`` whose N is closest to ``target_params`` in log, and its N.
-
-    ``sizes`` are known-legal values (the configured sweep); they seed the bracket and decide the
-    knob's type: integers when they are all integers, else a float searched to ``FLOAT_RTOL``.
-    Values the constructor refuses are skipped. Raises ValueError when N does not grow with the knob.
-    """
-    if not target_params > 0:
-        raise ValueError(f"the target parameter count must be positive, got {target_params}")
-    count = counter or ParamCounter(model_cls, size_param, model_kwargs)
-    known = sorted(as_size(s) for s in sizes if count(as_size(s)) is not None)
-    if not known:
-        raise ValueError(f"{model_cls.__name__} refuses every configured {size_param} value {list(sizes)}")
-    integer = all(isinstance(s, int) for s in known)
-    below = [s for s in known if count(s) <= target_params]
-    above = [s for s in known if count(s) >= target_params]
-    if not above:  # N* beyond the largest configured size: double the knob until N reaches it
-        lo, hi = _bracket(count, below[-1], target_params, integer, _grow)
-    elif not below:  # N* below the smallest: halve it
-        hi, lo = _bracket(count, above[0], target_params, integer, _shrink)
-    else:
-        lo, hi = below[-1], above[0]
-    if lo is None or hi is None:  # no legal value beyond: the edge is the closest the model allows
-        edge = hi if lo is None else lo
-        return edge, count(edge)
-    lo, hi = _bisect(count, lo, hi, target_params, integer)
-    best = min((lo, hi), key=lambda s: abs(math.log(count(s) / target_params)))
-    if not integer and count(float(f"{best:.4g}")) is not None:
-        best = float(f"{best:.4g}")  # a float knob to the search's resolution, readable
-    return best, count(best)
-
-
-def _bracket(
-    count: ParamCounter, start: Size, target: float, integer: bool, step: Callable[..., Size | None]
-) -> tuple[Size, Size | None]:
-    """Step the knob from ``start`` (``_grow`` or ``_shrink``) until N passes ``target``.
-
-    Returns (the last value short of the target, the first value past it or None when the model
-    allows no further value).
-    """
-    near = start
-    for _ in range(MAX_BRACKET_STEPS):
-        far = step(count, near, integer)
-        if far is None:
-            return near, None
-        if (count(far) - count(near)) * (far - near) <= 0:
-            raise _not_growing(count, *sorted((near, far)))
-        if (count(far) >= target) if far > near else (count(far) <= target):
-            return near, far
-        near = far
-    return near, None
-
-
-def _bisect(count: ParamCounter, lo: Size, hi: Size, target: float, integer: bool) -> tuple[Size, Size]:
-    """Narrow N(lo) <= target <= N(hi) to adjacent legal values (integers) or to FLOAT_RTOL (floats)."""
-    while (hi - lo > 1) if integer else (hi / lo > 1 + FLOAT_RTOL):
-        if integer:
-            mid = _legal_between(count, lo, hi, (lo + hi) // 2)
-        else:
-            mid = math.sqrt(lo * hi)
-            mid = mid if count(mid) is not None else None
-        if mid is None:
-            break
-        if count(mid) <= target:
-            lo = mid
-        else:
-            hi = mid
-    return lo, hi
 
 
 def _ci(prediction: dict, key: str) -> tuple[float | None, float | None]:

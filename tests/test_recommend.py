@@ -13,8 +13,9 @@ import torch.nn as nn
 from flops_fit import find_optimal
 from flops_fit.config import prepare_config
 from flops_fit.io import write_tsv
+from flops_fit.knob import ParamCounter, closest_size
 from flops_fit.recommend import (
-    ParamCounter, closest_size, lines, print_recommendations, read_recommendations, recommend, recommendation_line,
+    lines, print_recommendations, read_recommendations, recommend, recommendation_line,
 )
 
 

@@ -23,7 +23,8 @@ from fitting_support import synthetic_sweep
 from flops_fit.examples.gpt import GPT
 from flops_fit.fitting import fit_table
 from flops_fit.plotting.suite import FIGURES
-from flops_fit.recommend import COLUMNS, ParamCounter, lines, read_recommendations
+from flops_fit.knob import ParamCounter
+from flops_fit.recommend import COLUMNS, lines, read_recommendations
 from flops_fit.report_page import summary_page
 from workflow_support import ROOT, snakemake
 
