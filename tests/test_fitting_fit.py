@@ -124,3 +124,11 @@ def test_cli_writes_outputs_and_user_errors_exit_2(tmp_path, capsys):
     assert "error: " in err and "missing column(s) loss" in err and "Traceback" not in err
     assert run_cli(str(tmp_path / "absent.csv"), "--out", str(tmp_path / "fit3")) == 2
     assert run_cli(str(table), "--out", str(tmp_path / "fit4"), "--target-budgets", "-1") == 2
+
+
+def test_an_interval_with_an_infinite_end_is_no_interval():
+    """A user's sweep whose resampled frontier ran off to infinity crashed the plot rule on [x, null]."""
+    from flops_fit.fitting.bootstrap import ci_pair
+
+    assert ci_pair(np.array([1.0, 2.0, np.inf, np.inf, np.inf])) is None
+    assert ci_pair(np.array([1.0, 2.0, 3.0])) == pytest.approx([1.05, 2.95])

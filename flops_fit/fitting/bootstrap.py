@@ -34,8 +34,14 @@ def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL, axis: int = 0) -
 
 
 def ci_pair(samples: np.ndarray | None) -> list[float] | None:
-    """The percentile interval of one quantity as [lo, hi] floats (fit.json's form), or None."""
+    """The percentile interval of one quantity as [lo, hi] floats (fit.json's form), or None.
+
+    An end that is not finite (resamples whose frontier runs off to infinity) makes no interval:
+    fit.json would store it as null, and every reader (plots, lines, verify) expects both ends or none.
+    """
     if samples is None:
         return None
     ci = percentile_ci(samples)
-    return None if ci is None else [float(ci[0]), float(ci[1])]
+    if ci is None or not np.isfinite(ci).all():
+        return None
+    return [float(ci[0]), float(ci[1])]
