@@ -8,6 +8,7 @@ retrained, so an interrupted call resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ from flops_fit import pipeline, placement, planning, verify as verification
 from flops_fit.config import prepare_config
 from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
+from flops_fit.fitting import ScalingFit, write_fit
 from flops_fit.io import write_json, write_tsv
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
+from flops_fit.paths import RUN_PLAN, Results
 from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import no_recommendation, recommend_for
@@ -34,10 +37,6 @@ log = logging.getLogger("flops_fit")
 
 #: the columns of ScalingResult.optima; ``reason`` is empty for an interior minimum
 _OPTIMA_COLUMNS = ("C", "N_opt", "D_opt", "loss_opt", "interior", "reason")
-
-#: beside a run's metrics: the identity of the plan row it was trained for (planning.run_identity)
-PLAN_FILE = "plan.json"
-
 
 class WholeTable(pd.DataFrame):
     """A DataFrame printed with every column: pandas elides middle columns past 80 characters.
@@ -58,7 +57,7 @@ class WholeTable(pd.DataFrame):
 class ScalingResult:
     """What :func:`find_optimal` found: fitted laws, per-budget optima, predictions, recommendations, runs."""
 
-    fit: dict
+    fit: ScalingFit
     runs: pd.DataFrame
     output_dir: Path
     warnings: list[str] = field(default_factory=list)
@@ -70,21 +69,21 @@ class ScalingResult:
     @property
     def a(self) -> float | None:
         """Exponent of N* ∝ C^a from the IsoFLOP optima (Approach 2)."""
-        return self.fit["isoflop"].get("a")
+        return self.fit.isoflop.a
 
     @property
     def b(self) -> float | None:
         """Exponent of D* ∝ C^b from the IsoFLOP optima (Approach 2)."""
-        return self.fit["isoflop"].get("b")
+        return self.fit.isoflop.b
 
     @property
     def optima(self) -> pd.DataFrame:
         """One row per budget: C, N_opt, D_opt, loss_opt, interior, and why a budget's minimum is not interior.
 
-        Only these columns: with all ten of ``fit["isoflop"]["per_budget"]`` pandas elides the middle
+        Only these columns: with all of ``fit.isoflop.per_budget``'s fields pandas elides the middle
         ones, ``interior`` among them, and a refused budget would look like any other.
         """
-        rows = self.fit["isoflop"].get("per_budget", [])
+        rows = [dataclasses.asdict(e) for e in self.fit.isoflop.per_budget]
         table = WholeTable(pd.DataFrame(rows, columns=list(_OPTIMA_COLUMNS)))
         table["reason"] = table["reason"].fillna("")
         return table
@@ -92,25 +91,24 @@ class ScalingResult:
     @property
     def predictions(self) -> pd.DataFrame:
         """N*, D*, loss at the target budgets (with intervals in the ``ci`` column)."""
-        return pd.DataFrame(self.fit.get("predictions", []))
+        return pd.DataFrame([dataclasses.asdict(p) for p in self.fit.predictions])
 
     def __repr__(self) -> str:
         lines = [f"ScalingResult({len(self.runs)} runs in {self.output_dir})"]
         if self.a is not None:
             lines.append(f"  N* ∝ C^{self.a:.3f}, D* ∝ C^{self.b:.3f} (IsoFLOP, Approach 2)")
-        parametric = self.fit.get("parametric") or {}
-        if parametric.get("alpha") is not None:
+        par = self.fit.parametric
+        if par.alpha is not None:
             lines.append(
-                f"  L(N, D) = {parametric['E']:.3f} + {parametric['A']:.4g}/N^{parametric['alpha']:.3f}"
-                f" + {parametric['B']:.4g}/D^{parametric['beta']:.3f} (Approach 3)"
+                f"  L(N, D) = {par.E:.3f} + {par.A:.4g}/N^{par.alpha:.3f} + {par.B:.4g}/D^{par.beta:.3f} (Approach 3)"
             )
         if len(self.recommendations):
             lines += [f"  {line}" for line in recommendation_lines(self.recommendations)]
         elif no_recommendation(self.fit):
             lines += [f"  {line}" for line in no_recommendation(self.fit)]
         else:
-            for p in self.fit.get("predictions", []):
-                lines.append(f"  C={p['C']:.3g}: N*={p['N']:.3g}, D*={p['D']:.3g}, loss={p['loss']:.4g}")
+            for p in self.fit.predictions:
+                lines.append(f"  C={p.C:.3g}: N*={p.N:.3g}, D*={p.D:.3g}, loss={p.loss:.4g}")
         lines += [f"  {line}" for line in verification.lines(self.verification)]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -180,7 +178,7 @@ def find_optimal(
         "fit": dict(fit or {}),
         "verify": {} if isinstance(verify, bool) else {"budgets": list(verify)},
     })
-    out = Path(output_dir)
+    out = Results(Path(output_dir))
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
     warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
@@ -191,22 +189,22 @@ def find_optimal(
             tracker.add(dict(zip(table["run_id"], table["achieved_flops"])))  # each wave adds its runs
             for row in table.to_dict("records"):
                 _train_unless_finished(config, planning.run_row(table, row["run_id"]), *objects, out, tracker)
-            return pipeline.read_losses(table, out / "runs")
+            return pipeline.read_losses(table, out.runs_dir)
 
         try:
             # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
             calibration, notes = pipeline.calibration_plan(config, ctx)
             warnings += _logged(notes)
-            write_tsv(calibration, out / "plan" / "lr_calibration.tsv")
+            write_tsv(calibration, out.calibration_plan)
             law = pipeline.calibrate(config, calibration, train(calibration))
             warnings += _logged(law.get("warnings", []))
-            write_json(law, out / "plan" / "lr_calibration.json")
+            write_json(law, out.calibration_law)
             # 2. the budgets in waves, each placed from the finished runs before it
             table = planning.as_table([])
             for wave in range(placement.wave_count(config)):
-                losses = pipeline.read_losses(table, out / "runs")
+                losses = pipeline.read_losses(table, out.runs_dir)
                 table, notes = pipeline.place_wave(config, ctx, law, table, losses, wave)
-                write_tsv(table, out / "plan" / "waves" / f"{wave}.tsv")
+                write_tsv(table, out.wave(wave))
                 new = table[table["wave"] == wave]
                 if wave and not len(new):
                     break  # a wave is a function of the finished runs: nothing new now, nothing new later
@@ -214,30 +212,35 @@ def find_optimal(
                 train(new)
         finally:  # also when a run fails: the bar's line ends before the traceback
             tracker.close()
-    write_tsv(table, out / "plan" / "runs.tsv")
-    warnings += _logged(placement.unbracketed(config, table, pipeline.read_losses(table, out / "runs")))
+    write_tsv(table, out.runs_table)
+    warnings += _logged(placement.unbracketed(config, table, pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot
-    result = pipeline.fit_runs(config, table, out / "runs", out / "fit")
+    result, fitted = pipeline.fit_runs(config, table, out.runs_dir)
+    write_tsv(fitted, out.fitted_runs)
+    write_fit(result, out.fit, out.fit_summary)
     recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample)
-    write_tsv(recommendations, out / "fit" / "recommendations.tsv")
-    _plot(out)
+    write_tsv(recommendations, out.recommendations)
+    from flops_fit.plotting.suite import plot_all  # matplotlib only when a sweep is plotted
+
+    plot_all(result, fitted, table, out.runs_dir, out.plots_dir)
     checked = pd.DataFrame(columns=verification.COLUMNS)
     if verify is not False:
         checked, more = _verify(config, ctx, law, result, recommendations, objects, out, progress)
         notes += more
-    return ScalingResult(fit=result, runs=table, output_dir=out, warnings=_unique(warnings + result["warnings"] + notes),
+    return ScalingResult(fit=result, runs=table, output_dir=out.root, warnings=_unique(warnings + list(result.warnings) + notes),
                          recommendations=recommendations, verification=checked)
 
 
-def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: dict, recommendations: pd.DataFrame,
-            objects: tuple, out: Path, progress: bool) -> tuple[pd.DataFrame, list[str]]:
+def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: ScalingFit, recommendations: pd.DataFrame,
+            objects: tuple, out: Results, progress: bool) -> tuple[pd.DataFrame, list[str]]:
     """The workflow's verify_plan, train and verify steps: plan, train (unless finished) and compare."""
     budgets = verification.verify_budgets(config)
     notes = verification.nothing_to_verify(fit, budgets)
     plan = planning.as_table([])
     if not notes:
-        plan, notes = verification.plan_verification(config, ctx, law, recommendations, budgets)
-    write_tsv(plan, out / "verify" / "plan.tsv")
+        plan, notes = verification.plan_verification(config, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch,
+                                                     pipeline.lr_function(config, ctx, law), recommendations, budgets)
+    write_tsv(plan, out.verify_plan)
     with visible_info(log) if progress else nullcontext():
         tracker = sweep_progress(dict(zip(plan["run_id"], plan["achieved_flops"])), progress, log)
         try:
@@ -245,14 +248,15 @@ def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: dict, recom
                 _train_unless_finished(config, planning.run_row(plan, run_id), *objects, out, tracker)
         finally:
             tracker.close()
-    table, lines = verification.write_verification(fit, recommendations, plan, out / "runs", budgets, out / "verify")
+    table, lines = verification.write_verification(fit, recommendations, plan, out.runs_dir, budgets,
+                                                   out.verify_table, out.verify_page)
     for line in lines:
         log.info(line)
     return table, _logged(notes)
 
 
 def _check_inputs(model_cls, size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, budgets) -> None:
-    """Every check of the origin document, all of them: one report lists every independent problem."""
+    """Every check of the user interfaces (docs/interfaces.md), all of them: one report lists every independent problem."""
     checks = [
         lambda: validate_model_contract(model_cls, size_param, model_kwargs, None if sizes is None else list(sizes)),
         lambda: validate_dataset(dataset, name="dataset"),  # None -> "dataset is required", with examples
@@ -289,49 +293,32 @@ def _unique(lines: list[str]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _finished(run: dict, run_dir: Path) -> bool:
-    """True when ``run_dir`` holds the metrics of this very plan row: never retrain it.
+def _finished(run: dict, out: Results) -> bool:
+    """True when ``out`` holds the metrics of this very plan row: never retrain it.
 
     "This very row" is the workflow's rerun trigger, :func:`flops_fit.planning.run_identity` (every
     planned column but bookkeeping), recorded beside the metrics when the run was trained: a changed
     seed, warmup, lr, batch or budget retrains, an identical call retrains nothing.
     """
-    metrics, plan = run_dir / "metrics.json", run_dir / PLAN_FILE
+    metrics, plan = out.metrics(run["run_id"]), out.run_dir(run["run_id"]) / RUN_PLAN
     if not (metrics.exists() and plan.exists()):
         return False
     return json.loads(plan.read_text()) == json.loads(json.dumps(planning.run_identity(run)))
 
 
-def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out: Path,
+def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_fn, out: Results,
                            tracker: SweepProgress) -> None:
-    """Train ``run`` into ``out/runs/<run_id>`` unless it holds this plan's result; count it either way."""
+    """Train ``run`` into ``out.run_dir(run_id)`` unless it holds this plan's result; count it either way.
+    Its per-step lines go to the ``flops_fit.training`` logger, below the progress."""
     run_id = run["run_id"]
-    run_dir = out / "runs" / run_id
-    if _finished(run, run_dir):
+    if _finished(run, out):
         tracker.kept(run_id)
         return
     tracker.started(run_id)
-    metrics = _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir, out / "checkpoints" / run_id)
-    write_json(planning.run_identity(run), run_dir / PLAN_FILE)
+    objects = (model_cls, dataset, eval_dataset, loss_fn)
+    metrics = pipeline.train_run(config, run, objects, out.run_dir(run_id), out.checkpoint_dir(run_id))
+    write_json(planning.run_identity(run), out.run_dir(run_id) / RUN_PLAN)
     tracker.finished(run_id, metrics)
-
-
-def _train(config, run, model_cls, dataset, eval_dataset, loss_fn, run_dir: Path, checkpoint_dir: Path) -> dict:
-    """One run's metrics. Its per-step lines go to the ``flops_fit.training`` logger, below the progress."""
-    from flops_fit.training import run_training
-
-    job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-    return run_training(
-        job["run"], model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
-        loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir, checkpoint_dir=checkpoint_dir,
-        batch_format=job["batch_format"],
-    )
-
-
-def _plot(out: Path) -> None:
-    from flops_fit.plotting.suite import plot_all
-
-    plot_all(out / "fit" / "fit.json", out / "fit" / "runs_results.tsv", out / "plan" / "runs.tsv", out / "plots")
 
 
 __all__ = ["ConfigError", "ScalingResult", "find_optimal"]

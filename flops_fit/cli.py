@@ -1,4 +1,4 @@
-"""`flops-fit` command line: one subcommand per pipeline step.
+"""`flops-fit` command line: the train rule's command and the fit of any table of runs.
 
 Each subcommand lives next to the code it drives and exposes ``add_arguments(parser)`` and
 ``main(args) -> int``; this module only dispatches, so the workflow's rules and a user at a shell run
@@ -14,7 +14,7 @@ import sys
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("flops_fit.training.cli", "train one planned run (used by the workflow's train rule)"),
+    "train": ("flops_fit.train_cli", "train one planned run (used by the workflow's train rule)"),
     "fit": ("flops_fit.fitting.cli", "fit scaling laws to a table of (N, D, loss) runs"),
 }
 

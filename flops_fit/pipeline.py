@@ -1,15 +1,18 @@
 """The pipeline steps, as the workflow's rules and :func:`flops_fit.find_optimal` both run them.
 
-Each step takes plain values (a prepared config dict, paths) and writes its outputs atomically, so a
-rule script is two lines and the Python API is a loop over the same calls.
+One ``<rule>_step`` per rule of the workflow (rule, script and step share the name): it takes plain
+values (a prepared config dict, the paths its rule names: :mod:`flops_fit.paths`) and writes its
+outputs atomically, so a rule script is a few lines and the Python API is a loop over the same
+calls. The modules below the pipeline (planning, training, fitting, plotting) import nothing from it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, heldout, placement, planning, recipe, smoke
+from flops_fit import calibration, heldout, placement, planning, recipe, recommend, smoke, verify
 from flops_fit.batch_format import BatchFormat
-from flops_fit.io import write_json, write_tsv
 from flops_fit.errors import ConfigError
+from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
+from flops_fit.io import write_json, write_text, write_tsv
+from flops_fit.paths import run_file
 from flops_fit.model_contract import instantiate
 from flops_fit.validation import build_objects, validate_config
 
@@ -75,7 +80,7 @@ def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
     """Final eval loss of every finished run of ``table`` (NaN for diverged ones; absent if not run)."""
     losses = {}
     for run_id in table["run_id"]:
-        path = Path(runs_dir) / run_id / "metrics.json"
+        path = run_file(runs_dir, run_id)
         if path.exists():
             metrics = json.loads(path.read_text())
             loss = metrics.get("eval_loss")
@@ -205,23 +210,20 @@ def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
 
 
 # -------------------------------------------------------------------------------------------- train
-def build_training_job(config_path: str | Path, runs_path: str | Path, run_id: str) -> dict:
-    """Everything ``run_training`` needs for one run, built exactly as validation built it."""
-    config = read_validated(config_path)
-    run = planning.run_row(planning.read_runs_table(runs_path), run_id)
-    model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
-    return training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-
-
 def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_dataset: Any, loss_fn: Any) -> dict:
-    """The keyword arguments of ``run_training`` (plus ``run``) for one row of the plan."""
+    """The keyword arguments of ``run_training`` for one row of the plan.
+
+    ``run`` is the row's identity (:func:`flops_fit.planning.run_identity`): the training engine
+    fingerprints its checkpoints with the whole row it is given, so a checkpoint is resumed exactly
+    when the workflow's rerun trigger and ``find_optimal`` would call it the same run.
+    """
     batch_format = BatchFormat.from_config(config)
     samples = config["eval_dataset"]["samples"]
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, samples, batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
     return {
-        "run": run,
+        "run": planning.run_identity(run),
         "model": model,
         "train_data": train_data,
         "eval_data": eval_data,
@@ -231,6 +233,29 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
     }
 
 
+def train_run(
+    config: dict, run: dict, objects: tuple, run_dir: str | Path, checkpoint_dir: str | Path,
+    threads: int | None = None, log: logging.Logger | None = None,
+) -> dict:
+    """Train one planned run into ``run_dir`` (metrics.json, curve.tsv); ``objects`` are the built
+    (model class, dataset, eval dataset, loss) of :func:`flops_fit.validation.build_objects`."""
+    from flops_fit.training import run_training
+
+    job = training_job(config, run, *objects)
+    settings = {**job.pop("settings"), "threads": threads}
+    return run_training(**job, settings=settings, out_dir=Path(run_dir), checkpoint_dir=Path(checkpoint_dir), log=log)
+
+
+def train_step(
+    config_path: str | Path, runs_path: str | Path, run_id: str, run_dir: str | Path, checkpoint_dir: str | Path,
+    threads: int | None = None, log: logging.Logger | None = None,
+) -> dict:
+    """The train rule (``flops-fit train``): one run of a plan table, its objects built as validation built them."""
+    config = read_validated(config_path)
+    run = planning.run_row(planning.read_runs_table(runs_path), run_id)
+    return train_run(config, run, build_objects(config), run_dir, checkpoint_dir, threads, log)
+
+
 # ---------------------------------------------------------------------------------------------- fit
 def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """The fit's input: one row per finished run (N, D, loss, C, budget), diverged runs left out."""
@@ -238,7 +263,7 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
     if "role" in table.columns:  # replicates and calibration runs never enter the fit
         table = table[table["role"] == "sweep"]
     for run in table.itertuples():
-        metrics = json.loads((Path(runs_dir) / run.run_id / "metrics.json").read_text())
+        metrics = json.loads(run_file(runs_dir, run.run_id).read_text())
         loss = metrics.get("eval_loss")
         if metrics.get("status") != "ok" or loss is None or not math.isfinite(loss):
             warnings.append(
@@ -274,16 +299,9 @@ def replicate_noise(table: pd.DataFrame, losses: dict[str, float]) -> float | No
     return float(math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
 
 
-def fit_step(config: dict, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path) -> dict:
-    """The fit rule: scaling laws from the finished runs, written to fit.json and summary.tsv."""
-    return fit_runs(config, planning.read_runs_table(runs_path), runs_dir, out_dir)
-
-
-def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path, out_dir: str | Path) -> dict:
-    from flops_fit.fitting import fit_table, write_fit
-
+def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[ScalingFit, pd.DataFrame, list[str]]:
+    """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings."""
     results, warnings = collect_results(table, runs_dir)
-    write_tsv(results, Path(out_dir) / "runs_results.tsv")
     fit = config["fit"]
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],
@@ -291,8 +309,89 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path, out_dir: s
         noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
         recommend_from=fit["recommend_from"], n_convention=N_CONVENTION,
     )
-    if result["noise"]["sd"] is not None:
-        result["noise"]["source"] = f"{config['sweep']['seed_replicates']} extra seed(s) of the smallest budget's runs"
-    result["warnings"] = warnings + list(result.get("warnings", []))
-    write_fit(result, out_dir)
+    noise = result.noise
+    if noise.sd is not None:
+        noise = replace(noise, source=f"{config['sweep']['seed_replicates']} extra seed(s) of the smallest budget's runs")
+    return replace(result, noise=noise, warnings=tuple(warnings) + result.warnings), results
+
+
+def fit_step(
+    config: dict, runs_path: str | Path, runs_dir: str | Path, fit_json: str | Path, summary_tsv: str | Path,
+    fitted_runs: str | Path,
+) -> ScalingFit:
+    """The fit rule: scaling laws from the finished runs, to fit.json, summary.tsv and the fitted table."""
+    result, results = fit_runs(config, planning.read_runs_table(runs_path), runs_dir)
+    write_tsv(results, fitted_runs)
+    write_fit(result, fit_json, summary_tsv)
     return result
+
+
+# ---------------------------------------------------------------------------------------- recommend
+def recommend_step(
+    config: dict, fit_json: str | Path, runs_path: str | Path, out_path: str | Path
+) -> tuple[pd.DataFrame, list[str]]:
+    """The recommend rule: build the configured model and data, recommend, write ``recommendations.tsv``."""
+    model_cls, dataset, _, _ = build_objects(config)
+    tokens_per_sample = int(planning.read_runs_table(runs_path)["tokens_per_sample"].iloc[0])
+    table, warnings = recommend.recommend_for(read_fit(fit_json), config, model_cls, dataset, tokens_per_sample)
+    write_tsv(table, out_path)
+    return table, warnings
+
+
+# --------------------------------------------------------------------------------------------- plot
+def plot_step(
+    fit_json: str | Path, fitted_runs: str | Path, runs_path: str | Path, runs_dir: str | Path, out_dir: str | Path
+) -> list[Path]:
+    """The plot rule: every figure of :data:`flops_fit.plotting.suite.FIGURES` under ``out_dir``."""
+    from flops_fit.plotting.suite import plot_all
+
+    return plot_all(read_fit(fit_json), pd.read_csv(fitted_runs, sep="\t"), planning.read_runs_table(runs_path),
+                    runs_dir, out_dir)
+
+
+# ---------------------------------------------------------------------------------------- summarize
+def summarize_step(
+    fit_json: str | Path, recommendations_tsv: str | Path, runs_path: str | Path, runs_dir: str | Path,
+    calibration_json: str | Path, page_path: str | Path, runs_out: str | Path,
+) -> None:
+    """The summarize rule: the report's summary page and the runs table with each run's outcome."""
+    from flops_fit import report_page
+
+    calibration = json.loads(Path(calibration_json).read_text())
+    outcomes = report_page.run_outcomes(planning.read_runs_table(runs_path), runs_dir)
+    write_tsv(outcomes, runs_out)
+    page = report_page.summary_page(read_fit(fit_json), recommend.read_recommendations(recommendations_tsv), outcomes,
+                                    calibration)
+    write_text(page, page_path)
+
+
+# ------------------------------------------------------------------------------------------- verify
+def verify_plan_step(
+    config: dict, budgets: list[float], fit_json: str | Path, recommendations_tsv: str | Path,
+    law_json: str | Path, out_path: str | Path,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The verify_plan checkpoint: the verification runs (none, with the reason, when nothing is recommended)."""
+    why = verify.nothing_to_verify(read_fit(fit_json), budgets)
+    if why:
+        table, notes = planning.as_table([]), why
+    else:
+        model_cls, dataset, eval_dataset, _ = build_objects(config)
+        ctx = plan_context(config, model_cls, dataset, eval_dataset)
+        law = json.loads(Path(law_json).read_text())
+        table, notes = verify.plan_verification(
+            config, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch, lr_function(config, ctx, law),
+            recommend.read_recommendations(recommendations_tsv), budgets,
+        )
+    write_tsv(table, out_path)
+    return table, notes
+
+
+def verify_step(
+    fit_json: str | Path, recommendations_tsv: str | Path, plan_path: str | Path, runs_dir: str | Path,
+    budgets: list[float], table_path: str | Path, page_path: str | Path,
+) -> list[str]:
+    """The verify rule: the comparison table and its page from the finished verification runs."""
+    return verify.write_verification(
+        read_fit(fit_json), recommend.read_recommendations(recommendations_tsv), planning.read_runs_table(plan_path),
+        runs_dir, budgets, table_path, page_path,
+    )[1]

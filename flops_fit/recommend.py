@@ -8,7 +8,6 @@ batch rule, so the recommendation can be trained as planned runs are.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,11 +18,11 @@ from torch.utils.data import DataLoader
 
 from flops_fit import heldout, recipe
 from flops_fit.batch_format import BatchFormat
-from flops_fit.fitting.report import backtest_line
-from flops_fit.io import write_tsv
+from flops_fit.fitting.records import Prediction, Recommended, ScalingFit, read_fit
+from flops_fit.fitting.summary import backtest_line
 from flops_fit.model_contract import default_probe_sizes
 from flops_fit.knob import ParamCounter, closest_size
-from flops_fit.planning import describe_sizes, read_runs_table
+from flops_fit.planning import describe_sizes
 
 COLUMNS = [
     "C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D_star", "D_star_lo", "D_star_hi",
@@ -34,36 +33,36 @@ COLUMNS = [
 METHOD_TEXT = {"isoflop": "isoFLOP frontier, Approach 2", "parametric": "parametric law, Approach 3"}
 
 
-def _ci(prediction: dict, key: str) -> tuple[float | None, float | None]:
-    ci = (prediction.get("ci") or {}).get(key)
-    return (None, None) if not ci else (ci[0], ci[1])
+def _ci(estimate: Prediction | Recommended, key: str) -> tuple[float | None, float | None]:
+    ci = estimate.ci.get(key)
+    return (None, None) if not ci else ci
 
 
-def basis(prediction: dict) -> dict:
+def basis(prediction: Prediction) -> Recommended:
     """The N*, D* (with intervals) to recommend and the approach that gave them; a fit.json from before
     the ``recommended`` key recommended from Approach 3."""
-    if "recommended" in prediction:
-        return prediction["recommended"]
-    return {"method": "parametric", "N": prediction["N"], "D": prediction["D"], "ci": prediction.get("ci") or {}}
+    if prediction.recommended is not None:
+        return prediction.recommended
+    return Recommended("parametric", prediction.N, prediction.D, prediction.tokens_per_param, prediction.ci)
 
 
-def no_recommendation(fit: dict) -> list[str]:
+def no_recommendation(fit: ScalingFit) -> list[str]:
     """Why nothing is recommended and which runs to add; empty when the fit recommends."""
-    choice = fit.get("recommend") or {}
-    if not fit.get("predictions") or "method" not in choice or choice["method"] is not None:
+    choice = fit.recommend
+    if not fit.predictions or choice.method is not None or choice.requested is None:
         return []
-    return [choice["reason"]] + [f"to get one, {advice}" for advice in choice.get("add_runs", [])]
+    return [choice.reason] + [f"to get one, {advice}" for advice in choice.add_runs]
 
 
 def recommend(
-    fit: dict,
+    fit: ScalingFit,
     config: dict,
     model_cls: type,
     example_inputs: Any,
     tokens_per_sample: int,
     fixed_batch: int | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """One row per target budget of ``fit["predictions"]``: N*, D*, loss with intervals, and the knob.
+    """One row per target budget of ``fit.predictions``: N*, D*, loss with intervals, and the knob.
 
     ``config`` is the prepared config (model and sweep sections); ``example_inputs`` one sample's
     inputs (for the ``6N+attention``/``measured`` conventions; may be None under ``6N``). Returns the
@@ -76,27 +75,27 @@ def recommend(
     rows, warnings = [], no_recommendation(fit)
     if warnings:
         return pd.DataFrame(rows, columns=COLUMNS), warnings
-    for p in fit.get("predictions", []):
+    for p in fit.predictions:
         rec = basis(p)
-        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], rec["N"], seeds, counter)
+        size, _ = closest_size(model_cls, model["size_param"], model["kwargs"], rec.N, seeds, counter)
         info, notes = describe_sizes(model_cls, model["size_param"], [size], model["kwargs"], convention,
                                      example_inputs, tokens_per_sample)
         warnings += notes
         fpt = info[size].flops_per_token
-        tokens_wanted = p["C"] / fpt
-        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, p["C"], tokens_wanted, tokens_per_sample,
+        tokens_wanted = p.C / fpt
+        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, p.C, tokens_wanted, tokens_per_sample,
                                             fixed_batch)
         rows.append({
-            "C": p["C"], "size_param": model["size_param"], "size": size, "N": info[size].params,
-            "N_star": rec["N"], **dict(zip(("N_star_lo", "N_star_hi"), _ci(rec, "N"))),
-            "D_star": rec["D"], **dict(zip(("D_star_lo", "D_star_hi"), _ci(rec, "D"))),
-            "loss": p["loss"], **dict(zip(("loss_lo", "loss_hi"), _ci(p, "loss"))),
+            "C": p.C, "size_param": model["size_param"], "size": size, "N": info[size].params,
+            "N_star": rec.N, **dict(zip(("N_star_lo", "N_star_hi"), _ci(rec, "N"))),
+            "D_star": rec.D, **dict(zip(("D_star_lo", "D_star_hi"), _ci(rec, "D"))),
+            "loss": p.loss, **dict(zip(("loss_lo", "loss_hi"), _ci(p, "loss"))),
             "flops_per_token": fpt, "D": tokens_wanted, "tokens_per_param": tokens_wanted / info[size].params,
             "batch_size": batch, "steps": steps, "tokens": batch * steps * tokens_per_sample,
-            "extrapolation_factor": p.get("extrapolation_factor"),
-            "ci_level": (fit.get("bootstrap") or {}).get("ci_level"),
-            "method": rec["method"], "N_star_isoflop": p.get("isoflop_N"), "N_star_parametric": p["N"],
-            "notes": "; ".join(p.get("flags", [])),
+            "extrapolation_factor": p.extrapolation_factor,
+            "ci_level": fit.ci_level,
+            "method": rec.method, "N_star_isoflop": p.isoflop_N, "N_star_parametric": p.N,
+            "notes": "; ".join(p.flags),
         })
     return pd.DataFrame(rows, columns=COLUMNS), warnings
 
@@ -134,7 +133,7 @@ def recommendation_line(row: Mapping[str, Any]) -> str:
 
 
 def recommend_for(
-    fit: dict, config: dict, model_cls: type, dataset: Any, tokens_per_sample: int
+    fit: ScalingFit, config: dict, model_cls: type, dataset: Any, tokens_per_sample: int
 ) -> tuple[pd.DataFrame, list[str]]:
     """:func:`recommend` given the training data, from which the plan took its shapes and batch.
 
@@ -148,34 +147,19 @@ def recommend_for(
     return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch)
 
 
-def recommend_step(
-    config: dict, fit_json: str | Path, runs_tsv: str | Path, out_path: str | Path
-) -> tuple[pd.DataFrame, list[str]]:
-    """The recommend rule: build the configured model and data, recommend, write ``recommendations.tsv``."""
-    from flops_fit.validation import build_objects
-
-    model_cls, dataset, _, _ = build_objects(config)
-    fit = json.loads(Path(fit_json).read_text())
-    tokens_per_sample = int(read_runs_table(runs_tsv)["tokens_per_sample"].iloc[0])
-    table, warnings = recommend_for(fit, config, model_cls, dataset, tokens_per_sample)
-    write_tsv(table, out_path)
-    return table, warnings
-
-
 def read_recommendations(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"size_param": str})
 
 
-def print_recommendations(path: str | Path) -> None:
+def print_recommendations(path: str | Path, fit_json: str | Path) -> None:
     """Print the recommendation lines to stderr, where the end of a workflow run is read (onsuccess);
-    without any, why not and which runs to add (from the ``fit.json`` beside the table)."""
+    without any, why not and which runs to add (from ``fit_json``)."""
     if not Path(path).exists():
         return
     out = lines(read_recommendations(path))
-    fit_json = Path(path).with_name("fit.json")
-    if fit_json.exists():
-        fit = json.loads(fit_json.read_text())
-        out = (out or no_recommendation(fit)) + [backtest_line(fit.get("backtest"))]
+    if Path(fit_json).exists():
+        fit = read_fit(fit_json)
+        out = (out or no_recommendation(fit)) + [backtest_line(fit.backtest)]
     for line in out:
         print(f"flops-fit: {line}", file=sys.stderr)
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from flops_fit.fitting.report import backtest_line, summary_rows
+from flops_fit.fitting.records import ScalingFit, read_fit
+from flops_fit.fitting.summary import backtest_line, summary_rows
 from flops_fit.io import write_text, write_tsv
+from flops_fit.paths import run_file
 from flops_fit.recommend import lines, no_recommendation, read_recommendations
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
@@ -37,7 +39,7 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
     """The runs table with each run's outcome (status, held-out loss, wall time, reason) joined on."""
     outcomes = []
     for run_id in runs["run_id"]:
-        path = Path(runs_dir) / run_id / "metrics.json"
+        path = run_file(runs_dir, run_id)
         metrics = json.loads(path.read_text()) if path.exists() else {"status": "missing"}
         outcomes.append({key: metrics.get(key) for key in ("status", "eval_loss", "wall_time_s", "reason")})
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(outcomes)], axis=1)
@@ -63,7 +65,7 @@ def _notes(items: list[str], css: str) -> str:
     return "\n".join(f'<p class="{css}">{html.escape(item)}</p>' for item in items)
 
 
-def recipe_notes(calibration: dict | None, fit: dict) -> list[str]:
+def recipe_notes(calibration: dict | None, fit: ScalingFit) -> list[str]:
     """How the recipe was checked: the calibrated lr law (or that it was assumed) and the run-to-run noise."""
     notes = []
     if not calibration or not calibration.get("enabled"):
@@ -76,9 +78,8 @@ def recipe_notes(calibration: dict | None, fit: dict) -> list[str]:
         notes.append(f"learning rate calibrated at the smallest budget: lr*(N) = {calibration['coefficient']:.3g} · "
                      f"N^{calibration['exponent']:.3f} ({per_size})")
         notes += [f"lr calibration: {w}" for w in calibration.get("warnings", [])]
-    noise = fit.get("noise") or {}
-    if noise.get("sd") is not None:
-        notes.append(f"run-to-run loss noise: sd {noise['sd']:.3g} from {noise['source']}; "
+    if fit.noise.sd is not None:
+        notes.append(f"run-to-run loss noise: sd {fit.noise.sd:.3g} from {fit.noise.source}; "
                      "it floors each optimum's uncertainty")
     else:
         notes.append("run-to-run noise not measured (sweep.seed_replicates: 0)")
@@ -86,7 +87,7 @@ def recipe_notes(calibration: dict | None, fit: dict) -> list[str]:
 
 
 def summary_page(
-    fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None
+    fit: ScalingFit, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None
 ) -> str:
     """The page's HTML: recommendations, backtest, warnings, recipe, fit summary (with intervals), runs."""
     summary = pd.DataFrame(
@@ -95,18 +96,17 @@ def summary_page(
     )
     decisions = (lines(recommendations) or no_recommendation(fit)
                  or ["no target_budgets configured: add some to get a recommendation"])
-    all_warnings = list(fit.get("warnings", []))
-    level = (fit.get("bootstrap") or {}).get("ci_level", 0.95)
-    resamples = (fit.get("bootstrap") or {}).get("resamples")
+    all_warnings = list(fit.warnings)
+    level, resamples = fit.bootstrap.ci_level, fit.bootstrap.resamples
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flops-fit summary</title><style>{STYLE}</style></head>
 <body>
-<h1>flops-fit: compute-optimal scaling laws ({fit.get("n_runs")} runs fitted)</h1>
+<h1>flops-fit: compute-optimal scaling laws ({fit.n_runs} runs fitted)</h1>
 <h2>Recommendations</h2>
 {_notes(decisions, "decision")}
 {_table(recommendations[[c for c in DECISION_COLUMNS if c in recommendations.columns]]) if len(recommendations) else ""}
 <h2>Backtest: the largest budget predicted from the others</h2>
-<p>{html.escape(backtest_line(fit.get("backtest")))}</p>
+<p>{html.escape(backtest_line(fit.backtest))}</p>
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
 <h2>Recipe: how the learning rate and the noise were measured</h2>
@@ -124,7 +124,7 @@ def write_summary(
     page_path: str | Path, runs_out: str | Path, calibration_json: str | Path | None = None,
 ) -> None:
     """Write the summary page and the runs-with-outcomes table (both atomically)."""
-    fit = json.loads(Path(fit_json).read_text())
+    fit = read_fit(fit_json)
     calibration = json.loads(Path(calibration_json).read_text()) if calibration_json else None
     outcomes = run_outcomes(runs, runs_dir)
     write_tsv(outcomes, runs_out)

@@ -1,6 +1,6 @@
 """The plan's smoke test: model, data and loss meet once, on CPU, before any run trains.
 
-Validation checks interfaces only (the origin document: no probe batch), so a model whose outputs do
+Validation checks interfaces only (docs/interfaces.md: no probe batch), so a model whose outputs do
 not fit the loss, a loss that returns a vector, or targets of the wrong shape would otherwise pass
 validation and fail in every training job, minutes or hours later and once per run. The plan rule
 already reads one sample for its shapes; here the smallest planned model runs one forward pass, the

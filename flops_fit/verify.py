@@ -14,7 +14,7 @@ loss at each target budget's frontier point, not the resampled parameters, so th
 that one carried over to L(N, D): its offsets from the frontier loss are added to the run's
 prediction. The run sits beside the frontier point (same C, N within the knob's rounding), where
 the law's spread is the same to first order. The interval is the fit's uncertainty only: one
-run's seed noise (``fit.json["noise"]``) is not in it.
+run's seed noise (``ScalingFit.noise``) is not in it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,18 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from flops_fit import pipeline, planning
+from flops_fit import planning
 from flops_fit.errors import ConfigError
+from flops_fit.fitting.records import ParametricFit, Prediction, ScalingFit
+from flops_fit.fitting.summary import count
 from flops_fit.io import write_text, write_tsv
-from flops_fit.fitting.report import count
-from flops_fit.recommend import METHOD_TEXT, no_recommendation, read_recommendations
+from flops_fit.paths import run_file
+from flops_fit.recommend import METHOD_TEXT, no_recommendation
 
 COLUMNS = [
     "C", "run_id", "size_param", "size", "N", "D", "method", "N_star", "N_star_isoflop", "N_star_parametric",
@@ -58,7 +61,7 @@ def recommendation_at(recommendations: pd.DataFrame, budget: float) -> dict | No
     return rows.astype(object).where(rows.notna(), None).to_dict("records")[0] if len(rows) else None
 
 
-def nothing_to_verify(fit: dict, budgets: list[float]) -> list[str]:
+def nothing_to_verify(fit: ScalingFit, budgets: list[float]) -> list[str]:
     """Why no run is trained (empty: there is something to verify): no budget, or no recommendation."""
     if not budgets:
         return ["no target_budgets and no verify.budgets: nothing to verify"]
@@ -75,66 +78,45 @@ def check_budgets(budgets: list[float], recommendations: pd.DataFrame) -> None:
 
 
 def plan_verification(
-    config: dict, ctx: pipeline.PlanContext, law: dict, recommendations: pd.DataFrame, budgets: list[float]
+    config: dict, catalog: planning.SizeCatalog, tokens_per_sample: int, fixed_batch: int | None,
+    lr_of: Callable[[int], float], recommendations: pd.DataFrame, budgets: list[float],
 ) -> tuple[pd.DataFrame, list[str]]:
-    """One planned run per budget: the recommended size on the recommended tokens, with the sweep's recipe."""
+    """One planned run per budget: the recommended size on the recommended tokens, with the sweep's recipe
+    (``lr_of``: the sweep's lr of a parameter count)."""
     check_budgets(budgets, recommendations)
-    lr_of = pipeline.lr_function(config, ctx, law)
     rows, notes = [], []
     for budget in budgets:
         rec = recommendation_at(recommendations, budget)
-        info = ctx.catalog.info(rec["size"])
-        row, more = planning.plan_row(config, float(rec["C"]), rec["size"], info, ctx.tokens_per_sample,
-                                      lr_of(info.params), fixed_batch=ctx.fixed_batch, role="verify", suffix=SUFFIX)
+        info = catalog.info(rec["size"])
+        row, more = planning.plan_row(config, float(rec["C"]), rec["size"], info, tokens_per_sample,
+                                      lr_of(info.params), fixed_batch=fixed_batch, role="verify", suffix=SUFFIX)
         rows.append(row)
         notes += more
     return planning.as_table(rows), notes
 
 
-def verify_plan_step(
-    config: dict, budgets: list[float], fit_json: str | Path, recommendations_tsv: str | Path,
-    law_json: str | Path, out_path: str | Path,
-) -> tuple[pd.DataFrame, list[str]]:
-    """The verify_plan checkpoint: the verification runs (none, with the reason, when nothing is recommended)."""
-    fit = json.loads(Path(fit_json).read_text())
-    why = nothing_to_verify(fit, budgets)
-    if why:
-        table, notes = planning.as_table([]), why
-    else:
-        from flops_fit.validation import build_objects
-
-        model_cls, dataset, eval_dataset, _ = build_objects(config)
-        ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
-        law = json.loads(Path(law_json).read_text())
-        table, notes = plan_verification(config, ctx, law, read_recommendations(recommendations_tsv), budgets)
-    write_tsv(table, out_path)
-    return table, notes
-
-
 # ------------------------------------------------------------------------------------------ compare
-def law_loss(parametric: dict, N: float, D: float) -> float | None:
+def law_loss(parametric: ParametricFit, N: float, D: float) -> float | None:
     """Approach 3's L(N, D) = E + A/N^α + B/D^β (None when the fit has no law)."""
-    names = ("E", "A", "B", "alpha", "beta")
-    if any(parametric.get(k) is None for k in names):
+    if any(getattr(parametric, k) is None for k in ("E", "A", "B", "alpha", "beta")):
         return None
-    E, A, B, alpha, beta = (parametric[k] for k in names)
-    return E + A / N**alpha + B / D**beta
+    return float(parametric.loss(N, D))
 
 
-def prediction_at(fit: dict, budget: float) -> dict:
-    """``fit["predictions"]`` entry of a target budget."""
-    for p in fit["predictions"]:
-        if math.isclose(p["C"], budget, rel_tol=BUDGET_RTOL):
-            return p
-    raise KeyError(f"fit.json has no prediction at C={budget:.3g}")
+def prediction_at(fit: ScalingFit, budget: float) -> Prediction:
+    """The fit's prediction at a target budget."""
+    prediction = fit.prediction_at(budget, rel_tol=BUDGET_RTOL)
+    if prediction is None:
+        raise KeyError(f"fit.json has no prediction at C={budget:.3g}")
+    return prediction
 
 
-def carried_interval(prediction: dict, loss: float | None) -> tuple[float | None, float | None]:
+def carried_interval(prediction: Prediction, loss: float | None) -> tuple[float | None, float | None]:
     """The prediction's loss interval moved to ``loss`` (offsets from the frontier loss kept; module doc)."""
-    ci = (prediction.get("ci") or {}).get("loss")
-    if loss is None or not ci or prediction.get("loss") is None:
+    ci = prediction.ci.get("loss")
+    if loss is None or not ci or prediction.loss is None:
         return None, None
-    return loss + ci[0] - prediction["loss"], loss + ci[1] - prediction["loss"]
+    return loss + ci[0] - prediction.loss, loss + ci[1] - prediction.loss
 
 
 def observed(metrics: dict | None) -> tuple[float | None, str]:
@@ -146,17 +128,17 @@ def observed(metrics: dict | None) -> tuple[float | None, str]:
     return (float(loss) if ok else None), metrics.get("status") or "missing"
 
 
-def other_approach(prediction: dict, method: str) -> tuple[str, float | None, float | None]:
+def other_approach(prediction: Prediction, method: str) -> tuple[str, float | None, float | None]:
     """(name, N*, D*) of the approach that did not give the recommendation."""
     if method == "isoflop":
-        return "parametric", prediction["N"], prediction["D"]
-    return "isoflop", prediction.get("isoflop_N"), prediction.get("isoflop_D")
+        return "parametric", prediction.N, prediction.D
+    return "isoflop", prediction.isoflop_N, prediction.isoflop_D
 
 
-def verification_row(fit: dict, rec: dict, run: dict, metrics: dict | None) -> dict:
+def verification_row(fit: ScalingFit, rec: dict, run: dict, metrics: dict | None) -> dict:
     """One verification: predicted against observed loss, and the other approach's N* and loss beside it."""
     prediction = prediction_at(fit, float(rec["C"]))
-    parametric = fit.get("parametric") or {}
+    parametric = fit.parametric
     predicted = law_loss(parametric, run["params"], run["tokens"])
     lo, hi = carried_interval(prediction, predicted)
     loss, status = observed(metrics)
@@ -168,7 +150,7 @@ def verification_row(fit: dict, rec: dict, run: dict, metrics: dict | None) -> d
         "N": run["params"], "D": run["tokens"], "method": method, "N_star": rec["N_star"],
         "N_star_isoflop": rec.get("N_star_isoflop"), "N_star_parametric": rec.get("N_star_parametric"),
         "predicted_loss": predicted, "predicted_loss_lo": lo, "predicted_loss_hi": hi,
-        "ci_level": (fit.get("bootstrap") or {}).get("ci_level"), "observed_loss": loss, "status": status,
+        "ci_level": fit.ci_level, "observed_loss": loss, "status": status,
         "rel_error": loss / predicted - 1 if both else None,
         "inside_interval": lo <= loss <= hi if both and lo is not None else None,
         "other_method": other, "other_N_star": other_N, "other_D_star": other_D,
@@ -177,11 +159,11 @@ def verification_row(fit: dict, rec: dict, run: dict, metrics: dict | None) -> d
 
 
 def read_metrics(runs_dir: str | Path, run_id: str) -> dict | None:
-    path = Path(runs_dir) / run_id / "metrics.json"
+    path = run_file(runs_dir, run_id)
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def verification_table(fit: dict, recommendations: pd.DataFrame, plan: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
+def verification_table(fit: ScalingFit, recommendations: pd.DataFrame, plan: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
     """One row per verification run of ``plan`` (columns :data:`COLUMNS`)."""
     rows = []
     for run_id in plan["run_id"]:
@@ -217,27 +199,17 @@ def lines(table: pd.DataFrame) -> list[str]:
 
 
 def write_verification(
-    fit: dict, recommendations: pd.DataFrame, plan: pd.DataFrame, runs_dir: str | Path, budgets: list[float],
-    out_dir: str | Path,
+    fit: ScalingFit, recommendations: pd.DataFrame, plan: pd.DataFrame, runs_dir: str | Path, budgets: list[float],
+    table_path: str | Path, page_path: str | Path,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """``verify.tsv`` and ``verify.html`` in ``out_dir``; returns the table and its lines (or why nothing ran)."""
+    """``verify.tsv`` and ``verify.html``; returns the table and its lines (or why nothing ran)."""
     from flops_fit.report_page import verification_page
 
     table = verification_table(fit, recommendations, plan, runs_dir)
     out = lines(table) or nothing_to_verify(fit, budgets)
-    write_tsv(table, Path(out_dir) / "verify.tsv")
-    write_text(verification_page(table, out), Path(out_dir) / "verify.html")
+    write_tsv(table, table_path)
+    write_text(verification_page(table, out), page_path)
     return table, out
-
-
-def verify_step(
-    fit_json: str | Path, recommendations_tsv: str | Path, plan_tsv: str | Path, runs_dir: str | Path,
-    budgets: list[float], out_dir: str | Path,
-) -> list[str]:
-    """The verify rule: the comparison table and its page from the finished verification runs."""
-    fit = json.loads(Path(fit_json).read_text())
-    recommendations = read_recommendations(recommendations_tsv)
-    return write_verification(fit, recommendations, planning.read_runs_table(plan_tsv), runs_dir, budgets, out_dir)[1]
 
 
 def print_verification(path: str | Path, fit_json: str | Path) -> None:

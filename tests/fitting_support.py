@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +46,26 @@ def synthetic_sweep(seed: int = 0, noise: float = 0.01, budgets: tuple[float, ..
             D = C / (k * N)
             rows.append({"N": N, "D": D, "C": C, "budget": C, "loss": law(N, D) * np.exp(rng.normal(0, noise))})
     return pd.DataFrame(rows)
+
+
+def fit_json(*args, **kwargs) -> dict:
+    """``fit_table(...)`` as ``fit.json`` holds it: the serialised contract these tests check."""
+    from flops_fit.fitting import fit_table
+
+    return fit_table(*args, **kwargs).to_dict()
+
+
+@functools.cache
+def _fitted_record() -> dict:
+    return fit_json(synthetic_sweep(seed=0, budgets=(1e18, 1e19, 1e20)), bootstrap=0)
+
+
+def fit_record(**parts: dict):
+    """A real fit (:class:`ScalingFit`) with some of its fit.json sections replaced (a dict section is
+    merged into the fitted one): tests of a reader set only what the reader looks at."""
+    from flops_fit.fitting import ScalingFit
+
+    record = dict(_fitted_record())
+    for name, value in parts.items():
+        record[name] = {**record[name], **value} if isinstance(value, dict) and isinstance(record[name], dict) else value
+    return ScalingFit.from_dict(record)

@@ -1,4 +1,4 @@
-"""Tiny language-model data and models shaped like users' real ones (Hugging Face and the origin document).
+"""Tiny language-model data and models shaped like users' real ones (Hugging Face and docs/interfaces.md).
 
 ``datasets`` and ``transformers`` are not dependencies, so their shapes are mimicked: dict samples
 (``input_ids``, ``labels``), an indexable dataset that is no torch ``Dataset`` but has the ``format``
@@ -25,7 +25,7 @@ def token_rows(n: int, seed: int = 0) -> torch.Tensor:
 
 
 class TextDataset(Dataset):
-    """The origin document's Example 1, verbatim: (x, y) token windows of one long stream."""
+    """The founding interface note's Example 1, verbatim (docs/interfaces.md): (x, y) token windows of one long stream."""
 
     def __init__(self, tokens, seq_len=256):
         self.tokens = tokens

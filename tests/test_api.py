@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import torch
 import flops_fit
 from flops_fit.examples.gpt import GPT, next_token_loss
 from flops_fit.examples.markov import MarkovTokens
+from flops_fit.fitting.records import BudgetOptimum
 
 KWARGS = {"n_layer": 1, "vocab_size": 64, "block_size": 32, "head_dim": 8}
 SIZES = [8, 16, 24, 32, 48]
@@ -72,7 +74,7 @@ def test_find_optimal_returns_a_real_result_and_resumes(data, swept):
     stamps = [p.stat().st_mtime_ns for p in metrics]
     again = call(data, tmp_path)  # same plan: nothing is retrained
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
-    assert again.fit["isoflop"]["per_budget"] == result.fit["isoflop"]["per_budget"]
+    assert again.fit.isoflop.per_budget == result.fit.isoflop.per_budget
 
 
 def test_verify_trains_the_recommended_run_outside_the_fit(data, swept, tmp_path):
@@ -83,7 +85,7 @@ def test_verify_trains_the_recommended_run_outside_the_fit(data, swept, tmp_path
     assert row["run_id"].endswith("_verify") and row["run_id"] not in set(result.runs["run_id"])
     assert row["rel_error"] == pytest.approx(row["observed_loss"] / row["predicted_loss"] - 1)
     assert (tmp_path / "out/verify/verify.tsv").exists() and "verify C = 1e+11" in repr(result)
-    assert result.fit["n_runs"] == 8  # the fit saw the sweep only
+    assert result.fit.n_runs == 8  # the fit saw the sweep only
 
 
 @pytest.mark.parametrize(
@@ -104,7 +106,7 @@ def test_bad_input_fails_before_any_training(data, tmp_path, overrides, error, m
 
 
 def test_every_independent_problem_is_reported_at_once_with_the_documents_messages(data, tmp_path):
-    # the origin document's call has no sizes: that is fine now, and its own messages come first
+    # the interface document's call has no sizes: that is fine now, and its own messages come first
     with pytest.raises(TypeError) as info:
         call(data, tmp_path, sizes=None, dataset=None, loss_fn=None, compute_budgets=None)
     message = str(info.value)
@@ -120,8 +122,9 @@ def test_optima_show_whether_each_minimum_is_interior(swept):
     assert optima["interior"].tolist() == [True, True] and optima["reason"].tolist() == ["", ""]
     refused = {"C": 1e12, "N_opt": 5e5, "D_opt": 3e5, "loss_opt": 2.0, "interior": False,
                "reason": "minimum at the largest size", "sd_lnN_opt": None, "n_runs": 4}
-    result = flops_fit.ScalingResult(fit={"isoflop": {"per_budget": [refused]}}, runs=swept[1].runs,
-                                     output_dir=Path("."))
+    fit = dataclasses.replace(swept[1].fit, isoflop=dataclasses.replace(
+        swept[1].fit.isoflop, per_budget=(BudgetOptimum.from_dict(refused),)))
+    result = flops_fit.ScalingResult(fit=fit, runs=swept[1].runs, output_dir=Path("."))
     shown = repr(result.optima)  # what print() and a script show, at pandas' default 80 columns
     assert "interior" in shown and "False" in shown and "minimum at the largest size" in shown
 
@@ -154,14 +157,16 @@ def test_progress_reaches_a_script_that_configured_no_logging(swept):
     assert "flops_fit: 8/8 runs done: 0 trained in 0 s, 8 already trained" in result.stderr
 
 
-def test_a_changed_plan_row_is_retrained_and_only_it(data, swept, tmp_path):
-    """One run identity (planning.run_identity) decides, as in the workflow: a new seed retrains every run."""
+@pytest.mark.parametrize("change", [{"seed": 1}, {"max_warmup_fraction": 0.01}])
+def test_a_changed_plan_row_is_retrained_and_only_it(data, swept, tmp_path, change):
+    """One run identity (planning.run_identity) decides, as in the workflow: a new seed or warmup retrains
+    every run (an identical call keeps all: test_an_identical_call_trains_nothing)."""
     import shutil
 
     shutil.copytree(swept[0], tmp_path / "copy")
     metrics = sorted((tmp_path / "copy/out/runs").glob("*/metrics.json"))
     stamps = {p: p.stat().st_mtime_ns for p in metrics}
     sweep = {"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
-             "placement": "fixed", "lr_calibration": {"enabled": False}, "seed": 1}
+             "placement": "fixed", "lr_calibration": {"enabled": False}, **change}
     call(data, tmp_path / "copy", sweep=sweep)
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items()), "a run of the old seed was kept"

@@ -1,4 +1,4 @@
-"""wrap_dataset / validate_dataset: the origin document's dataset-interface behaviour and pitfalls."""
+"""wrap_dataset / validate_dataset: the dataset interface of docs/interfaces.md and pitfalls."""
 
 from __future__ import annotations
 

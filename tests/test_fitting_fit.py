@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flops_fit.fitting import cli, fit_table, write_fit
-from fitting_support import TRUE_A, TRUTH, law, synthetic_sweep, true_optimum
+from flops_fit.fitting import ScalingFit, cli, write_fit
+from fitting_support import TRUE_A, TRUTH, fit_json, law, synthetic_sweep, true_optimum
 
 PARAMS = ("E", "A", "B", "alpha", "beta", "a", "b")
 
@@ -23,7 +23,7 @@ def run_cli(*argv: str) -> int:
 
 def test_fit_json_contract_and_predictions(tmp_path):
     df = synthetic_sweep(seed=1)
-    result = fit_table(df, target_budgets=[1e22, 1e24], bootstrap=60, seed=5)
+    result = fit_json(df, target_budgets=[1e22, 1e24], bootstrap=60, seed=5)
     par, iso = result["parametric"], result["isoflop"]
     for name in PARAMS:
         lo, hi = par["ci"][name]
@@ -37,11 +37,12 @@ def test_fit_json_contract_and_predictions(tmp_path):
     assert pred["N"] == pytest.approx(true_optimum(1e24), rel=0.25)
     assert any("1e+24 is 1000x the largest fitted budget" in w for w in result["warnings"])
     # seeded: the same seed gives the same intervals
-    again = fit_table(df, target_budgets=[1e22, 1e24], bootstrap=60, seed=5)
+    again = fit_json(df, target_budgets=[1e22, 1e24], bootstrap=60, seed=5)
     assert again["parametric"]["ci"] == par["ci"]
-    write_fit(result, tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    write_fit(ScalingFit.from_dict(result), tmp_path / "out" / "fit.json", tmp_path / "out" / "summary.tsv")
     text = (tmp_path / "out" / "fit.json").read_text()
-    assert json.loads(text)["predictions"][0]["C"] == 1e22 and "NaN" not in text
+    assert json.loads(text) == result and "NaN" not in text  # fit.json is the fit's to_dict(), exactly
     summary = pd.read_csv(tmp_path / "out" / "summary.tsv", sep="\t")
     assert float(summary.loc[summary["quantity"] == "alpha", "value"].iloc[0]) == pytest.approx(par["alpha"], rel=1e-5)
     assert not list((tmp_path / "out").glob(".*tmp"))
@@ -50,7 +51,7 @@ def test_fit_json_contract_and_predictions(tmp_path):
 def test_flop_convention_follows_the_table():
     """C = 8·N·D in the table: the frontier spends budgets as C = 8·N·D, and Approach 2 agrees."""
     df = synthetic_sweep(seed=2, k=8.0, noise=0.003)
-    result = fit_table(df, target_budgets=[1e21], bootstrap=0)
+    result = fit_json(df, target_budgets=[1e21], bootstrap=0)
     pred = result["predictions"][0]
     assert result["parametric"]["flops_per_param_token"] == pytest.approx(8.0)
     assert pred["N"] * pred["D"] * 8 == pytest.approx(1e21, rel=1e-9)
@@ -62,7 +63,7 @@ def test_assorted_budgets_get_approach3_only_with_a_reason():
     rng = np.random.default_rng(0)
     N, D = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 80)), np.exp(rng.uniform(np.log(1e9), np.log(1e12), 80))
     df = pd.DataFrame({"N": N, "D": D, "loss": law(N, D) * np.exp(rng.normal(0, 0.005, 80))})
-    result = fit_table(df, target_budgets=[1e21], bootstrap=20)
+    result = fit_json(df, target_budgets=[1e21], bootstrap=20)
     assert result["isoflop"]["a"] is None and result["isoflop"]["skipped"].startswith("Approach 2 skipped")
     assert any(w.startswith("no isoFLOP groups: ") for w in result["warnings"])
     assert result["recommend"]["method"] == "parametric" and "Approach 2 unavailable" in result["recommend"]["reason"]
@@ -79,11 +80,11 @@ def test_disagreement_between_approaches_is_flagged():
     N, D = np.exp(rng.uniform(np.log(1e7), np.log(3e8), 60)), np.exp(rng.uniform(np.log(1e11), np.log(1e12), 60))
     other = pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": law(N, D, {**TRUTH, "B": 400.0, "beta": 0.3})})
     # degree 2: the parabola's narrower intervals (these grids are wide) make the small gap significant
-    result = fit_table(pd.concat([df, other], ignore_index=True), budgets=sorted(set(df["C"])),
+    result = fit_json(pd.concat([df, other], ignore_index=True), budgets=sorted(set(df["C"])),
                        target_budgets=[1e21], bootstrap=60, degree=2)
     assert any(w.startswith("Approach 2 and 3 disagree on a") for w in result["warnings"])
     assert any(w.startswith("Approach 2 and 3 disagree on N* at C=1e+21") for w in result["warnings"])
-    clean = fit_table(synthetic_sweep(seed=0, noise=0.002), target_budgets=[1e21], bootstrap=60)
+    clean = fit_json(synthetic_sweep(seed=0, noise=0.002), target_budgets=[1e21], bootstrap=60)
     assert not any("disagree" in w for w in clean["warnings"])
 
 
@@ -91,7 +92,7 @@ def test_bootstrap_intervals_cover_the_truth():
     """12 synthetic sweeps x 100 resamples: the 95% intervals of a should miss the truth rarely."""
     cover3 = cover2 = 0
     for seed in range(12):
-        result = fit_table(synthetic_sweep(seed=100 + seed), bootstrap=100, seed=seed)
+        result = fit_json(synthetic_sweep(seed=100 + seed), bootstrap=100, seed=seed)
         lo, hi = result["parametric"]["ci"]["a"]
         cover3 += lo <= TRUE_A <= hi
         lo, hi = result["isoflop"]["ci"]["a"]
@@ -104,7 +105,7 @@ def test_bootstrap_coverage_study():
     """200 sweeps x 400 resamples: coverage of the nominal 95% intervals within [0.88, 0.99]."""
     hits = np.zeros((200, 2), bool)
     for seed in range(200):
-        result = fit_table(synthetic_sweep(seed=1000 + seed), bootstrap=400, seed=seed)
+        result = fit_json(synthetic_sweep(seed=1000 + seed), bootstrap=400, seed=seed)
         for j, ci in enumerate((result["parametric"]["ci"]["a"], result["isoflop"]["ci"]["a"])):
             hits[seed, j] = ci[0] <= TRUE_A <= ci[1]
     assert ((0.88 <= hits.mean(0)) & (hits.mean(0) <= 0.99)).all(), hits.mean(0)

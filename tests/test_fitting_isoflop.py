@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flops_fit.fitting import fit_table, isoflop
-from fitting_support import TRUE_A, data_file, synthetic_sweep
+from flops_fit.fitting import isoflop
+from fitting_support import TRUE_A, data_file, fit_json, synthetic_sweep
 
 ONE = np.ones((1, 7))
 
@@ -41,7 +41,7 @@ def test_power_law_is_weighted_by_the_optimum_uncertainty():
 
 
 def test_synthetic_truth_recovered_by_both_approaches():
-    result = fit_table(synthetic_sweep(seed=3, noise=0.005), bootstrap=50)
+    result = fit_json(synthetic_sweep(seed=3, noise=0.005), bootstrap=50)
     assert result["isoflop"]["a"] == pytest.approx(TRUE_A, abs=0.02)
     assert result["parametric"]["a"] == pytest.approx(TRUE_A, abs=0.02)
     assert all(pb["interior"] for pb in result["isoflop"]["per_budget"])
@@ -69,7 +69,7 @@ def test_porian_approach2_exponents(config, published, degree):
     both; the parabola matches the tuned configuration only (0.770 on the Kaplan one, 3 budgets
     refused: the parabola bias of wide grids).
     """
-    result = fit_table(porian(**config), bootstrap=0, degree=degree)
+    result = fit_json(porian(**config), bootstrap=0, degree=degree)
     assert result["isoflop"]["a"] == pytest.approx(published, abs=0.012)
 
 
@@ -77,7 +77,7 @@ def test_porian_approach2_exponents(config, published, degree):
 def test_porian_exponents_with_default_settings(config, published, tolerance):
     """The default degree ("auto") uses the skewed but well-sampled small budgets of the Kaplan
     reproduction (a parabola refuses the 3 smallest and gives 0.770) and keeps the tuned case."""
-    result = fit_table(porian(**config), bootstrap=0)
+    result = fit_json(porian(**config), bootstrap=0)
     iso = result["isoflop"]
     assert iso["degree"] == "auto" and iso["a"] == pytest.approx(published, abs=tolerance)
     assert all(pb["interior"] for pb in iso["per_budget"])

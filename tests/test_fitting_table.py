@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from flops_fit.fitting.table import assign_budgets, drop_failed, read_table, separated_groups, validate_table

@@ -11,14 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from flops_fit.fitting import advice, fit_table
+from flops_fit.fitting import ScalingFit, advice
 from flops_fit.plotting import isoflop as isoflop_plots
 from flops_fit.plotting.style import n_label
-from fitting_support import data_file, synthetic_sweep, true_optimum
+from fitting_support import data_file, fit_json, synthetic_sweep, true_optimum
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +31,7 @@ def flops_fit_cli(*argv: str) -> subprocess.CompletedProcess:
 
 # ------------------------------------------------------------------------------------------ backtest
 def test_backtest_predicts_the_held_out_largest_budget():
-    result = fit_table(synthetic_sweep(seed=3, noise=0.003), bootstrap=0)
+    result = fit_json(synthetic_sweep(seed=3, noise=0.003), bootstrap=0)
     bt = result["backtest"]
     assert bt["reason"] is None and bt["held_out_budget"] == 1e21
     assert bt["observed_N_opt"] == result["isoflop"]["per_budget"][-1]["N_opt"]
@@ -43,12 +42,12 @@ def test_backtest_predicts_the_held_out_largest_budget():
 
 
 def test_backtest_is_null_with_a_reason_when_impossible():
-    two = fit_table(synthetic_sweep(seed=3, budgets=(1e19, 1e20)), bootstrap=0)["backtest"]
+    two = fit_json(synthetic_sweep(seed=3, budgets=(1e19, 1e20)), bootstrap=0)["backtest"]
     assert two["predicted_N_opt"] is None and "a backtest needs 3" in two["reason"]
     df = synthetic_sweep(seed=3)
     top = df["budget"] == 1e21
     df = df[~top | (df["N"] < true_optimum(1e21))]  # the largest budget's optimum above its sizes
-    edge = fit_table(df, bootstrap=0)["backtest"]
+    edge = fit_json(df, bootstrap=0)["backtest"]
     assert edge["held_out_budget"] == 1e21 and edge["observed_N_opt"] is None
     assert "has no interior optimum" in edge["reason"]
 
@@ -56,13 +55,13 @@ def test_backtest_is_null_with_a_reason_when_impossible():
 # ------------------------------------------------------------------------------------ recommendation
 def test_recommendation_comes_from_the_isoflop_frontier_with_approach3_beside_it():
     df = synthetic_sweep(seed=1, noise=0.003)
-    result = fit_table(df, target_budgets=[1e22, 1e25], bootstrap=30)
+    result = fit_json(df, target_budgets=[1e22, 1e25], bootstrap=30)
     assert result["recommend"] == {"from": "isoflop", "method": "isoflop", "reason": None, "add_runs": []}
     near, far = result["predictions"]
     assert near["recommended"]["method"] == "isoflop" and near["recommended"]["N"] == near["isoflop_N"]
     assert near["recommended"]["ci"] == near["isoflop_ci"] and near["flags"] == []
     assert any("extrapolated 10000x" in f for f in far["flags"])
-    parametric = fit_table(df, target_budgets=[1e22], bootstrap=0, recommend_from="parametric")
+    parametric = fit_json(df, target_budgets=[1e22], bootstrap=0, recommend_from="parametric")
     assert parametric["predictions"][0]["recommended"]["N"] == parametric["predictions"][0]["N"]
 
 
@@ -79,7 +78,7 @@ def test_cautions_for_disagreement_and_odd_tokens_per_parameter():
 def test_without_two_interior_budgets_nothing_is_recommended_and_the_runs_to_add_are_named():
     df = synthetic_sweep(seed=2, budgets=(1e19, 1e20, 1e21))
     df = df[df["N"] < df["budget"].map(true_optimum) / 1.5]  # every optimum above the largest size
-    result = fit_table(df, target_budgets=[1e22], bootstrap=0)
+    result = fit_json(df, target_budgets=[1e22], bootstrap=0)
     choice = result["recommend"]
     assert choice["method"] is None and choice["reason"].startswith("no recommendation: 0 of 3")
     assert len(choice["add_runs"]) == 3 and all("add sizes above N=" in a for a in choice["add_runs"])
@@ -91,26 +90,26 @@ def test_without_two_interior_budgets_nothing_is_recommended_and_the_runs_to_add
 def test_noise_sd_floors_the_vertex_error_and_replicates_are_kept():
     df = synthetic_sweep(seed=4, noise=0.001)
     replicates = pd.concat([df, synthetic_sweep(seed=5, noise=0.001)], ignore_index=True)
-    plain = fit_table(replicates, bootstrap=0)
-    noisy = fit_table(replicates, bootstrap=0, noise_sd=0.02)
+    plain = fit_json(replicates, bootstrap=0)
+    noisy = fit_json(replicates, bootstrap=0, noise_sd=0.02)
     assert plain["n_runs"] == 2 * len(df) and plain["isoflop"]["per_budget"][0]["n_runs"] == 18
     assert plain["isoflop"]["per_budget"][0]["n_sizes"] == 9
     assert plain["noise"] == {"sd": None, "source": None} and noisy["noise"] == {"sd": 0.02, "source": "given"}
     for a, b in zip(plain["isoflop"]["per_budget"], noisy["isoflop"]["per_budget"]):
         assert b["sd_lnN_opt"] > 1.5 * a["sd_lnN_opt"]  # a above-floor vertex error, from the noise
     with pytest.raises(ValueError, match="noise_sd"):
-        fit_table(df, bootstrap=0, noise_sd=-1.0)
+        fit_json(df, bootstrap=0, noise_sd=-1.0)
 
 
 # --------------------------------------------------------------------------------- Huber delta, labels
 def test_huber_delta_reaches_the_objective_and_fit_json():
     df = synthetic_sweep(seed=6, noise=0.01)
-    default = fit_table(df, bootstrap=0)["parametric"]
-    small = fit_table(df, bootstrap=0, huber_delta=1e-4)["parametric"]
+    default = fit_json(df, bootstrap=0)["parametric"]
+    small = fit_json(df, bootstrap=0, huber_delta=1e-4)["parametric"]
     assert default["huber_delta"] == 1e-3 and small["huber_delta"] == 1e-4
     assert small["objective"] < default["objective"] / 5  # the loss is linear beyond a smaller delta
     with pytest.raises(ValueError, match="huber_delta"):
-        fit_table(df, bootstrap=0, huber_delta=0.0)
+        fit_json(df, bootstrap=0, huber_delta=0.0)
 
 
 def test_the_n_axis_says_what_the_table_counts(tmp_path, monkeypatch):
@@ -118,10 +117,12 @@ def test_the_n_axis_says_what_the_table_counts(tmp_path, monkeypatch):
     labels = []
     monkeypatch.setattr(isoflop_plots, "save", lambda fig, stem: labels.append(fig.axes[0].get_xlabel()) or [])
     for convention in (None, "non-embedding"):
-        fit = json.loads(json.dumps(fit_table(df, bootstrap=0, n_convention=convention)))
+        fit = ScalingFit.from_dict(fit_json(df, bootstrap=0, n_convention=convention))
         isoflop_plots.plot_isoflops(fit, df, tmp_path / "isoflops")
     assert labels == ["parameters N (count)", "parameters N (non-embedding) (count)"]
-    assert n_label({}) == "parameters N"  # a fit.json from before the key
+    old = fit_json(df, bootstrap=0)
+    del old["N_convention"]
+    assert n_label(ScalingFit.from_dict(old)) == "parameters N"  # a fit.json from before the key
 
 
 # --------------------------------------------------------------------------------------- the fit CLI
@@ -189,7 +190,7 @@ def test_cli_names_every_dropped_budget_with_its_reason(sweep_table, tmp_path):
 def test_asking_for_approach3_recommends_without_bracketed_budgets_but_cautions():
     df = synthetic_sweep(seed=2, budgets=(1e19, 1e20, 1e21))
     df = df[df["N"] < df["budget"].map(true_optimum) / 1.5]
-    result = fit_table(df, target_budgets=[1e22], bootstrap=0, recommend_from="parametric")
+    result = fit_json(df, target_budgets=[1e22], bootstrap=0, recommend_from="parametric")
     assert result["recommend"]["method"] == "parametric" and len(result["recommend"]["add_runs"]) == 3
     prediction = result["predictions"][0]
     assert prediction["recommended"]["N"] == prediction["N"]
@@ -201,12 +202,12 @@ def test_the_summary_page_shows_the_backtest_and_why_nothing_is_recommended():
     from flops_fit.report_page import summary_page
 
     df = synthetic_sweep(seed=2, budgets=(1e19, 1e20, 1e21))
-    fit = json.loads(json.dumps(fit_table(df, target_budgets=[1e22], bootstrap=0)))
+    fit = ScalingFit.from_dict(fit_json(df, target_budgets=[1e22], bootstrap=0))
     runs = pd.DataFrame({"run_id": ["r1"], "status": ["ok"]})
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
     assert "backtest (largest budget C=1e21 held out): N* predicted" in page
     edge = df[df["N"] < df["budget"].map(true_optimum) / 1.5]
-    fit = json.loads(json.dumps(fit_table(edge, target_budgets=[1e22], bootstrap=0)))
+    fit = ScalingFit.from_dict(fit_json(edge, target_budgets=[1e22], bootstrap=0))
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
     assert "no recommendation: 0 of 3 isoFLOP budgets" in page and "add sizes above N=" in page
     assert "backtest: not possible: the held-out budget C=1e+21 has no interior optimum" in page

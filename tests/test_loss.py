@@ -1,4 +1,4 @@
-"""validate_loss_fn: the origin document's loss-interface behaviour, message by message."""
+"""validate_loss_fn: the loss interface of docs/interfaces.md, message by message."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def run(tmp_path, model, data, eval_data):
 
 
 def test_origin_example_1_trains_with_cross_entropy(tmp_path):
-    """The origin document's Example 1: TextDataset (x, y) windows and ``torch.nn.CrossEntropyLoss()``."""
+    """The interface document's Example 1 (docs/interfaces.md): TextDataset (x, y) windows and ``torch.nn.CrossEntropyLoss()``."""
     tokens = token_rows(400).reshape(-1)[:-1]  # not a multiple of seq_len, or Example 1's last y is short
     data = TextDataset(tokens, seq_len=SEQ)
     eval_data = [tuple(torch.stack(z) for z in zip(*(data[i] for i in range(16))))]

@@ -3,14 +3,12 @@ with units, the target budgets; read from the SVG text (written as text, not pat
 
 from __future__ import annotations
 
-import json
 
 import matplotlib
 import pandas as pd
 import pytest
 
 from flops_fit.fitting import fit_table
-from flops_fit.fitting.report import strict
 from flops_fit.plotting.curves import plot_loss_curves
 from flops_fit.plotting.isoflop import plot_isoflops, plot_optima
 from fitting_support import synthetic_sweep
@@ -21,7 +19,7 @@ BUDGETS = (1e18, 1e19, 1e20)
 @pytest.fixture(scope="module")
 def sweep():
     table = synthetic_sweep(seed=0, budgets=BUDGETS, sizes=7)
-    fit = json.loads(json.dumps(strict(fit_table(table, target_budgets=[1e22], bootstrap=20))))
+    fit = fit_table(table, target_budgets=[1e22], bootstrap=20)
     return fit, table
 
 
@@ -34,7 +32,7 @@ def test_isoflops_one_entry_per_budget_and_units(sweep, tmp_path):
     for budget in BUDGETS:
         assert f"C = {budget:.2g} FLOPs" in text
     assert "parameters N (count)" in text and "held-out loss" in text  # a table of unknown N convention
-    assert text.count("N* = ") == sum(b["interior"] for b in fit["isoflop"]["per_budget"]) == len(BUDGETS)
+    assert text.count("N* = ") == sum(b.interior for b in fit.isoflop.per_budget) == len(BUDGETS)
 
 
 def test_optima_mark_the_target_budget_with_its_interval(sweep, tmp_path):
@@ -42,8 +40,8 @@ def test_optima_mark_the_target_budget_with_its_interval(sweep, tmp_path):
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         _, svg = plot_optima(fit, tmp_path / "optima")
     text = svg.read_text()
-    prediction = fit["predictions"][0]
-    assert f"{prediction['isoflop_N']:.3g}" in text and f"{prediction['isoflop_D']:.3g}" in text
+    prediction = fit.predictions[0]
+    assert f"{prediction.isoflop_N:.3g}" in text and f"{prediction.isoflop_D:.3g}" in text
     assert "training compute C (FLOPs)" in text and "N* ∝ C^" in text
 
 

@@ -12,8 +12,10 @@ import torch.nn as nn
 
 from flops_fit import find_optimal
 from flops_fit.config import prepare_config
+from flops_fit.fitting import ScalingFit
 from flops_fit.io import write_tsv
 from flops_fit.knob import ParamCounter, closest_size
+from fitting_support import fit_record
 from flops_fit.recommend import (
     lines, print_recommendations, read_recommendations, recommend, recommendation_line,
 )
@@ -99,14 +101,19 @@ def config_for(**sweep) -> dict:
 
 
 FIT = {
-    "bootstrap": {"ci_level": 0.95},
-    "predictions": [{"C": 1e9, "N": 3000.0, "D": 5.5e4, "loss": 0.31, "extrapolation_factor": 300.0,
+    "predictions": [{"C": 1e9, "approach": "parametric (Approach 3)", "N": 3000.0, "D": 5.5e4, "loss": 0.31,
+                     "tokens_per_param": 5.5e4 / 3000.0, "extrapolation_factor": 300.0,
                      "ci": {"N": [2000.0, 4500.0], "D": [4e4, 8e4], "loss": [0.29, 0.33]}}],
 }
 
 
+def as_fit(parts: dict) -> ScalingFit:
+    """A real fit's record with the parts the recommender reads (predictions, the approach choice) replaced."""
+    return fit_record(**{"recommend": {"from": None, "method": None}, **parts})
+
+
 def test_recommendation_trains_the_chosen_size_on_its_budget_with_the_plans_step_rule():
-    table, warnings = recommend(FIT, config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    table, warnings = recommend(as_fit(FIT), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
     row = table.iloc[0]
     assert warnings == [] and row["size"] == brute_force(3000.0, range(8, 4000))
     assert row["N"] == mlp_params(row["size"]) and row["flops_per_token"] == 6 * row["N"]
@@ -116,13 +123,13 @@ def test_recommendation_trains_the_chosen_size_on_its_budget_with_the_plans_step
 
 
 def test_a_fixed_batch_size_sets_the_steps():
-    table, _ = recommend(FIT, config_for(batch_size=64), DivisibleMLP, None, tokens_per_sample=1)
+    table, _ = recommend(as_fit(FIT), config_for(batch_size=64), DivisibleMLP, None, tokens_per_sample=1)
     assert table.iloc[0]["batch_size"] == 64
     assert table.iloc[0]["steps"] == round(table.iloc[0]["D"] / 64)
 
 
 def test_the_line_reads_back_from_the_tsv(tmp_path):
-    table, _ = recommend(FIT, config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    table, _ = recommend(as_fit(FIT), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
     write_tsv(table, tmp_path / "r.tsv")
     line = lines(read_recommendations(tmp_path / "r.tsv"))[0]
     assert line == recommendation_line(table.iloc[0].to_dict())
@@ -133,7 +140,7 @@ def test_the_line_reads_back_from_the_tsv(tmp_path):
 
 
 def test_no_target_budgets_gives_an_empty_table():
-    table, _ = recommend({"predictions": []}, config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    table, _ = recommend(as_fit({"predictions": []}), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
     assert table.empty and lines(table) == []
 
 
@@ -150,7 +157,7 @@ def test_find_optimal_returns_the_same_recommendations(tmp_path):
     )
     rec = result.recommendations
     assert len(rec) == 1 and rec.iloc[0]["size"] % 8 == 0
-    assert rec.iloc[0]["N_star"] == pytest.approx(result.fit["predictions"][0]["recommended"]["N"])
+    assert rec.iloc[0]["N_star"] == pytest.approx(result.fit.predictions[0].recommended.N)
     on_disk = read_recommendations(tmp_path / "fit" / "recommendations.tsv")
     pd.testing.assert_frame_equal(on_disk[["size", "N", "steps"]], rec[["size", "N", "steps"]], check_dtype=False)
     assert f"use width = {rec.iloc[0]['size']}" in repr(result)
@@ -169,7 +176,7 @@ def isoflop_fit(**recommended) -> dict:
 
 
 def test_the_isoflop_frontier_recommends_and_the_line_says_so_with_its_cautions(tmp_path):
-    table, _ = recommend(isoflop_fit(), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    table, _ = recommend(as_fit(isoflop_fit()), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
     row = table.iloc[0]
     assert row["method"] == "isoflop" and row["N_star"] == 7500.0 and row["N_star_lo"] == 6000.0
     assert (row["N_star_isoflop"], row["N_star_parametric"]) == (7500.0, 3000.0)
@@ -184,11 +191,11 @@ def test_without_two_interior_budgets_nothing_is_recommended_and_the_runs_to_add
     fit = {**FIT, "recommend": {"from": "isoflop", "method": None, "reason": "no recommendation: 1 of 2 isoFLOP "
                                 "budgets have an interior minimum", "add_runs": [
                                     "budget C=3e+06 (lowest loss at the largest size: ...): add sizes above N=400"]}}
-    table, warnings = recommend(fit, config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
+    table, warnings = recommend(as_fit(fit), config_for(steps=100), DivisibleMLP, None, tokens_per_sample=1)
     assert table.empty and list(table.columns)[-4:] == ["method", "N_star_isoflop", "N_star_parametric", "notes"]
     assert warnings[0].startswith("no recommendation") and "add sizes above N=400" in warnings[1]
     write_tsv(table, tmp_path / "recommendations.tsv")
-    (tmp_path / "fit.json").write_text(json.dumps(fit))
-    print_recommendations(tmp_path / "recommendations.tsv")
+    (tmp_path / "fit.json").write_text(json.dumps(as_fit(fit).to_dict()))
+    print_recommendations(tmp_path / "recommendations.tsv", tmp_path / "fit.json")
     err = capsys.readouterr().err
     assert "flops-fit: no recommendation" in err and "add sizes above N=400" in err

@@ -6,6 +6,8 @@ The session's one `.test` sweep (conftest) through the real snakemake CLI.
 
 from __future__ import annotations
 
+import dataclasses
+
 import html
 import json
 import math
@@ -128,7 +130,7 @@ def test_the_report_renders_with_its_plots_in_headless_chromium(report, tmp_path
 
 def test_without_target_budgets_the_page_says_how_to_get_a_recommendation():
     fit = fit_table(synthetic_sweep(seed=1, budgets=(1e18, 1e19, 1e20), sizes=5), bootstrap=0)
-    fit["warnings"].append("diverged <run> & more")
+    fit = dataclasses.replace(fit, warnings=(*fit.warnings, "diverged <run> & more"))
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), pd.DataFrame({"run_id": ["r1"], "status": ["ok"]}))
     assert "no target_budgets configured" in page and "diverged &lt;run&gt; &amp; more" in page
     assert "<td>r1</td>" in page and "None" not in page

@@ -3,6 +3,7 @@ the `verify` target on the `.test` sweep)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,25 +14,27 @@ import pytest
 from conftest import copy_sweep
 from flops_fit.errors import ConfigError
 from flops_fit.planning import read_runs_table
+from fitting_support import fit_record
+from flops_fit.fitting import ScalingFit
+from flops_fit.pipeline import verify_plan_step, verify_step
 from flops_fit.verify import (
     COLUMNS, carried_interval, check_budgets, law_loss, lines, nothing_to_verify, verification_row, verify_budgets,
-    verify_plan_step, verify_step,
 )
 from workflow_support import snakemake
 
 LAW = {"E": 1.5, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}
 
 
-def fit_dict(recommend_method: str | None = "parametric") -> dict:
-    """A fit.json with one target budget: Approach 3's frontier point and interval, Approach 2's N*, D*."""
-    return {
-        "parametric": LAW,
-        "predictions": [{"C": 1e13, "N": 2e6, "D": 8e7, "loss": 2.40, "ci": {"loss": [2.30, 2.55]},
-                         "isoflop_N": 3e6, "isoflop_D": 5.5e7}],
-        "recommend": {"method": recommend_method, "reason": "only 1 budget has an interior minimum",
-                      "add_runs": ["add sizes above d_model=48 at C=1e10"]},
-        "bootstrap": {"ci_level": 0.95},
-    }
+def fit_dict(recommend_method: str | None = "parametric") -> ScalingFit:
+    """A fit with one target budget: Approach 3's law, frontier point and interval, Approach 2's N*, D*."""
+    return fit_record(
+        parametric=LAW,
+        predictions=[{"C": 1e13, "approach": "parametric (Approach 3)", "N": 2e6, "D": 8e7, "loss": 2.40,
+                      "tokens_per_param": 40.0, "ci": {"loss": [2.30, 2.55]}, "isoflop_N": 3e6, "isoflop_D": 5.5e7}],
+        recommend={"from": "parametric", "method": recommend_method, "reason": "only 1 budget has an interior minimum",
+                   "add_runs": ["add sizes above d_model=48 at C=1e10"]},
+        bootstrap={"ci_level": 0.95},
+    )
 
 
 RECOMMENDATION = {"C": 1e13, "method": "parametric", "N_star": 2e6, "N_star_isoflop": 3e6, "N_star_parametric": 2e6}
@@ -39,26 +42,27 @@ RUN = {"run_id": "C1e13_d_model96_verify", "size_param": "d_model", "size": 96, 
 
 
 def test_law_loss_is_the_parametric_formula():
-    assert law_loss(LAW, 2e6, 8e7) == pytest.approx(1.5 + 400 / 2e6**0.34 + 2000 / 8e7**0.28)
-    assert law_loss({**LAW, "alpha": None}, 2e6, 8e7) is None  # no law fitted: nothing to predict
+    law = fit_dict().parametric
+    assert law_loss(law, 2e6, 8e7) == pytest.approx(1.5 + 400 / 2e6**0.34 + 2000 / 8e7**0.28)
+    assert law_loss(dataclasses.replace(law, alpha=None), 2e6, 8e7) is None  # no law fitted: nothing to predict
 
 
 def test_the_interval_keeps_its_offsets_from_the_frontier_loss():
-    prediction = fit_dict()["predictions"][0]
+    prediction = fit_dict().predictions[0]
     assert carried_interval(prediction, 2.50) == pytest.approx((2.40, 2.65))
-    assert carried_interval({**prediction, "ci": {"loss": None}}, 2.50) == (None, None)  # bootstrap off
+    assert carried_interval(dataclasses.replace(prediction, ci={"loss": None}), 2.50) == (None, None)  # bootstrap off
 
 
 def test_a_verification_row_compares_observed_with_predicted():
     row = verification_row(fit_dict(), RECOMMENDATION, RUN, {"status": "ok", "eval_loss": 2.6})
-    predicted = law_loss(LAW, RUN["params"], RUN["tokens"])
+    predicted = law_loss(fit_dict().parametric, RUN["params"], RUN["tokens"])
     assert set(row) == set(COLUMNS)
     assert row["predicted_loss"] == pytest.approx(predicted)
     assert row["rel_error"] == pytest.approx(2.6 / predicted - 1)
     assert row["inside_interval"] == (row["predicted_loss_lo"] <= 2.6 <= row["predicted_loss_hi"])
     # the approach that did not recommend: Approach 2's N*, D* and the law's loss there
     assert (row["other_method"], row["other_N_star"]) == ("isoflop", 3e6)
-    assert row["other_predicted_loss"] == pytest.approx(law_loss(LAW, 3e6, 5.5e7))
+    assert row["other_predicted_loss"] == pytest.approx(law_loss(fit_dict().parametric, 3e6, 5.5e7))
 
 
 def test_a_diverged_run_is_reported_not_compared():
@@ -88,13 +92,13 @@ def test_without_a_recommendation_nothing_is_verified_and_the_reason_is_given():
 def test_without_a_recommendation_the_steps_plan_no_run_and_write_why(tmp_path):
     """The verify_plan and verify steps on a fit that recommends nothing: an empty plan, an empty table, the reason."""
     fit = fit_dict(recommend_method=None)
-    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    (tmp_path / "fit.json").write_text(json.dumps(fit.to_dict()))
     pd.DataFrame(columns=["C", "size_param", "size"]).to_csv(tmp_path / "recommendations.tsv", sep="\t", index=False)
     plan, notes = verify_plan_step({}, [1e13], tmp_path / "fit.json", tmp_path / "recommendations.tsv",
                                    tmp_path / "lr.json", tmp_path / "plan.tsv")
     assert len(plan) == 0 and notes == nothing_to_verify(fit, [1e13])
     out = verify_step(tmp_path / "fit.json", tmp_path / "recommendations.tsv", tmp_path / "plan.tsv",
-                      tmp_path / "runs", [1e13], tmp_path)
+                      tmp_path / "runs", [1e13], tmp_path / "verify.tsv", tmp_path / "verify.html")
     assert out == notes
     assert list(pd.read_csv(tmp_path / "verify.tsv", sep="\t").columns) == COLUMNS
     assert "only 1 budget has an interior minimum" in (tmp_path / "verify.html").read_text()

@@ -1,6 +1,6 @@
 """Synthetic text with a known floor: a seeded log-linear order-2 Markov source.
 
-Why this source (measured in ``cpu-feasibility.md``): real text that is available offline does not give
+Why this source (measured when the default sweep was chosen, on 2 CPU cores): real text available offline does not give
 usable IsoFLOP curves at laptop budgets, and a random sparse chain is not learnable at all. Here the
 next-token logits are ``s1·A[x_t] + s2·B[x_{t-1}]`` with random V×V matrices whose singular values
 fall as ``i^-gamma``: a small model learns the bigram path first and needs attention for the rest,

@@ -15,7 +15,8 @@ import pandas as pd
 
 from .fit import fit_table, prepare_table
 from .parametric import HUBER_DELTA
-from .report import summary_lines, write_fit
+from .records import ScalingFit
+from .summary import summary_lines, write_fit
 from .table import read_table
 
 
@@ -49,13 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="write fit.json and summary.tsv only")
 
 
-def write_plots(fit: dict, table: pd.DataFrame, out: Path) -> list[Path]:
+def write_plots(fit: ScalingFit, table: pd.DataFrame, out: Path) -> list[Path]:
     """The plot rule's figures that a table allows (no training curves; isoFLOP ones need groups)."""
     from flops_fit.plotting import parametric
     from flops_fit.plotting.isoflop import plot_isoflops, plot_optima
 
     paths = []
-    if fit["isoflop"]["per_budget"]:
+    if fit.isoflop.per_budget:
         grouped = table[table["budget"].notna()]
         paths += plot_isoflops(fit, grouped, out / "isoflops") + plot_optima(fit, out / "optima")
     for name in ("frontier", "contours", "residuals", "ratio_fan"):
@@ -70,11 +71,11 @@ def main(args: argparse.Namespace) -> int:
                            bootstrap=args.bootstrap, seed=args.seed, degree=args.degree,
                            huber_delta=args.huber_delta, noise_sd=args.noise_sd,
                            recommend_from=args.recommend_from, n_convention=args.n_convention)
-        write_fit(result, args.out)
+        write_fit(result, Path(args.out) / "fit.json", Path(args.out) / "summary.tsv")
     except ValueError as exc:
         print(f"flops-fit fit: error: {exc}", file=sys.stderr)
         return 2
-    for w in result["warnings"]:
+    for w in result.warnings:
         print(f"flops-fit fit: warning: {w}", file=sys.stderr)
     for line in summary_lines(result):
         print(line)

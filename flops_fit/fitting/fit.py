@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import advice, approach2, backtest, parametric
 from .bootstrap import CI_LEVEL, ci_pair as _ci, resample_weights
-from .report import strict
+from .records import ScalingFit, strict
 from .table import drop_failed, group_runs, validate_table
 
 #: quantile levels stored along the frontier (bands of the N*/D* plot and the D*/N* fan chart)
@@ -73,8 +73,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
               target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
               degree: int | str = "auto", huber_delta: float = parametric.HUBER_DELTA,
               noise_sd: float | None = None, recommend_from: str = "isoflop",
-              n_convention: str | None = None) -> dict:
-    """Fit both approaches to a table of runs; return the content of ``fit.json``.
+              n_convention: str | None = None) -> ScalingFit:
+    """Fit both approaches to a table of runs; return the fit (``fit.json`` is its ``to_dict()``).
 
     ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
     (budget, N) are seed replicates and all are kept. ``budgets`` are the planned isoFLOP budgets
@@ -129,7 +129,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         f"{par['a']:.3f} {par['ci']['a']}; the isoFLOP profiles and the parametric law "
                         "do not describe the same optimum (check that the sweeps bracket the optimum and "
                         "that the law fits all runs: see the residual plot)")
-    return strict({  # plain Python, non-finite -> None: the dict is exactly what fit.json holds
+    return ScalingFit.from_dict(strict({  # plain Python, non-finite -> None, as fit.json holds it
         "n_runs": int(len(df)),
         "N_convention": n_convention,
         "noise": noise,
@@ -142,7 +142,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
                       "scheme": "runs resampled with replacement within their isoFLOP budget group"},
         "warnings": warnings,
-    })
+    }))
 
 
 def noise_record(noise_sd: float | None) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flops_fit.paths import CURVE, run_file
 from flops_fit.plotting.style import plt, save
 
 #: the first part of a run (warmup, the drop from ln V) is left above the y-range, so the
@@ -28,7 +29,7 @@ def plot_loss_curves(runs: pd.DataFrame, runs_dir: str | Path, stem: str | Path)
         group = runs[runs["budget"] == budget].sort_values("params")
         tails = []
         for run in group.itertuples():
-            path = Path(runs_dir) / run.run_id / "curve.tsv"
+            path = run_file(runs_dir, run.run_id, CURVE)
             if not path.exists():
                 continue
             curve = pd.read_csv(path, sep="\t")

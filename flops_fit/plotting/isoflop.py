@@ -11,43 +11,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flops_fit.fitting.records import BudgetOptimum, IsoflopFit, ScalingFit
 from flops_fit.plotting.style import budget_colors, n_label, plt, save
 
 #: a 95 % normal interval from a standard error (the fit's CI level)
 Z95 = 1.96
 
 
-def _interval(entry: dict) -> tuple[float, float] | None:
+def _interval(entry: BudgetOptimum) -> tuple[float, float] | None:
     """95 % interval of N* from the standard error of ln N*, or None without one."""
-    sd = entry.get("sd_lnN_opt")
-    if entry.get("N_opt") is None or sd is None:
+    sd = entry.sd_lnN_opt
+    if entry.N_opt is None or sd is None:
         return None
-    return entry["N_opt"] * np.exp(-Z95 * sd), entry["N_opt"] * np.exp(Z95 * sd)
+    return entry.N_opt * np.exp(-Z95 * sd), entry.N_opt * np.exp(Z95 * sd)
 
 
-def _degree(entry: dict, iso: dict) -> int:
+def _degree(entry: BudgetOptimum | None, iso: IsoflopFit) -> int:
     """The budget's own profile degree (``degree: auto`` chooses per budget); older fit.json files
     carry only the fit-wide degree."""
-    if entry.get("degree") in (2, 3):
-        return entry["degree"]
-    return iso["degree"] if iso.get("degree") in (2, 3) else 2
+    if entry is not None and entry.degree in (2, 3):
+        return entry.degree
+    return iso.degree if iso.degree in (2, 3) else 2
 
 
-def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Path]:
+def plot_isoflops(fit: ScalingFit, results: pd.DataFrame, stem: str | Path) -> list[Path]:
     """One colour per budget: the runs, the fitted polynomial in ln N, and its minimum with a 95 % bar.
 
     The curve is the least-squares polynomial of the budget's degree in ln N (the same problem the fit
     solves). An edge minimum (refused by the fit) is drawn hollow so it is not mistaken for an optimum.
     """
-    iso = fit["isoflop"]
-    per_budget = {round(float(e["C"]), 6): e for e in iso.get("per_budget", [])}
+    iso = fit.isoflop
+    per_budget = {round(float(e.C), 6): e for e in iso.per_budget}
     colors = budget_colors(results["budget"])
     fig, ax = plt.subplots(figsize=(8, 5))
     for budget, group in results.groupby("budget"):
         color = colors[float(budget)]
-        entry = per_budget.get(round(float(budget), 6)) or {}
-        interior = bool(entry.get("interior")) and entry.get("N_opt") is not None
-        label = f"C = {budget:.2g} FLOPs" + (f": N* = {entry['N_opt']:.3g}" if interior else "")
+        entry = per_budget.get(round(float(budget), 6))
+        interior = entry is not None and entry.interior and entry.N_opt is not None
+        label = f"C = {budget:.2g} FLOPs" + (f": N* = {entry.N_opt:.3g}" if interior else "")
         ax.plot(group["N"], group["loss"], "o", color=color, ms=6, label=label)
         lnN = np.log(group["N"].to_numpy(float))
         degree = _degree(entry, iso)
@@ -55,13 +56,13 @@ def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Pa
             poly = np.polynomial.Polynomial.fit(lnN, group["loss"].to_numpy(float), degree)
             x = np.linspace(lnN.min() - 0.1, lnN.max() + 0.1, 200)
             ax.plot(np.exp(x), poly(x), "-", color=color, alpha=0.8, lw=1.5)
-        if entry.get("N_opt") is None or entry.get("loss_opt") is None:
+        if entry is None or entry.N_opt is None or entry.loss_opt is None:
             continue
-        n_opt, ci = entry["N_opt"], _interval(entry)
+        n_opt, ci = entry.N_opt, _interval(entry)
         if interior and ci:  # the 95 % interval of N*, as a capped bar through the minimum
-            ax.errorbar([n_opt], [entry["loss_opt"]], xerr=[[n_opt - ci[0]], [ci[1] - n_opt]], fmt="none",
+            ax.errorbar([n_opt], [entry.loss_opt], xerr=[[n_opt - ci[0]], [ci[1] - n_opt]], fmt="none",
                         ecolor=color, elinewidth=2, capsize=6, capthick=2, zorder=4)
-        ax.plot(entry["N_opt"], entry["loss_opt"], "*", ms=16, mec="black", color=color if interior else "none",
+        ax.plot(entry.N_opt, entry.loss_opt, "*", ms=16, mec="black", color=color if interior else "none",
                 zorder=5)
     ax.set_xscale("log")
     ax.set_xlabel(f"{n_label(fit)} (count)")
@@ -73,42 +74,40 @@ def plot_isoflops(fit: dict, results: pd.DataFrame, stem: str | Path) -> list[Pa
     return save(fig, stem)
 
 
-def plot_optima(fit: dict, stem: str | Path) -> list[Path]:
+def plot_optima(fit: ScalingFit, stem: str | Path) -> list[Path]:
     """N* and D* against C (log–log): per-budget optima with 95 % bars, the power laws, target budgets."""
-    iso = fit["isoflop"]
-    optima = pd.DataFrame(iso.get("per_budget", []))
-    targets = [p for p in fit.get("predictions", []) if p.get("isoflop_N") is not None]
+    iso = fit.isoflop
+    targets = [p for p in fit.predictions if p.isoflop_N is not None]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    panels = ((axes[0], "N", iso.get("a"), iso.get("N_coef"), "parameters N* (count)"),
-              (axes[1], "D", iso.get("b"), iso.get("D_coef"), "training tokens D* (count)"))
+    panels = ((axes[0], "N", iso.a, iso.N_coef, "parameters N* (count)"),
+              (axes[1], "D", iso.b, iso.D_coef, "training tokens D* (count)"))
     for ax, q, exponent, coef, ylabel in panels:
-        if not optima.empty:
-            found = optima[optima[f"{q}_opt"].notna()]
-            for interior, style in ((True, dict(fmt="o", color="C0", label=f"{q}* per budget (95 % bar)")),
-                                    (False, dict(fmt="o", mfc="none", color="C3", label="edge minimum (excluded)"))):
-                rows = found[found["interior"].astype(bool) == interior]
-                if rows.empty:
-                    continue
-                bars = [_interval(r) for r in rows.to_dict("records")]
-                value = rows[f"{q}_opt"].to_numpy(float)
-                lo = np.array([b[0] if b else n for b, n in zip(bars, rows["N_opt"])])
-                hi = np.array([b[1] if b else n for b, n in zip(bars, rows["N_opt"])])
-                if q == "D":  # D* = C / (k N*): the interval of N* inverted
-                    lo, hi = value * rows["N_opt"].to_numpy(float) / hi, value * rows["N_opt"].to_numpy(float) / lo
-                ax.errorbar(rows["C"], value, yerr=[value - lo, hi - value], capsize=3, zorder=4, **style)
-        c_all = list(optima["C"]) if not optima.empty else []
-        c_all += [p["C"] for p in fit.get("predictions", [])]
+        found = [e for e in iso.per_budget if getattr(e, f"{q}_opt") is not None]
+        for interior, style in ((True, dict(fmt="o", color="C0", label=f"{q}* per budget (95 % bar)")),
+                                (False, dict(fmt="o", mfc="none", color="C3", label="edge minimum (excluded)"))):
+            rows = [e for e in found if e.interior == interior]
+            if not rows:
+                continue
+            bars = [_interval(e) for e in rows]
+            n_opt = np.array([e.N_opt for e in rows], float)
+            value = np.array([getattr(e, f"{q}_opt") for e in rows], float)
+            lo = np.array([b[0] if b else n for b, n in zip(bars, n_opt)])
+            hi = np.array([b[1] if b else n for b, n in zip(bars, n_opt)])
+            if q == "D":  # D* = C / (k N*): the interval of N* inverted
+                lo, hi = value * n_opt / hi, value * n_opt / lo
+            ax.errorbar([e.C for e in rows], value, yerr=[value - lo, hi - value], capsize=3, zorder=4, **style)
+        c_all = [e.C for e in iso.per_budget] + [p.C for p in fit.predictions]
         if exponent is not None and c_all:
             c = np.geomspace(min(c_all) / 1.5, max(c_all) * 1.5, 50)
             ax.plot(c, coef * c**exponent, "-", color="C0", alpha=0.7, label=f"{q}* ∝ C^{exponent:.3f}")
         for i, p in enumerate(targets):
-            ci = p["isoflop_ci"][q]
-            value = p[f"isoflop_{q}"]
+            ci = p.isoflop_ci.get(q)
+            value = getattr(p, f"isoflop_{q}")
             yerr = None if not ci else [[value - ci[0]], [ci[1] - value]]
-            ax.errorbar([p["C"]], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5,
+            ax.errorbar([p.C], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5,
                         label=None if i else "target budget (power law, 95 % interval)")
-            ax.annotate(f"{value:.3g}", (p["C"], value), textcoords="offset points", xytext=(7, -4), fontsize=8)
-            ax.axvline(p["C"], color="crimson", lw=0.6, ls=":")
+            ax.annotate(f"{value:.3g}", (p.C, value), textcoords="offset points", xytext=(7, -4), fontsize=8)
+            ax.axvline(p.C, color="crimson", lw=0.6, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only: works on clusters and CI without a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from flops_fit.fitting.records import ScalingFit  # noqa: E402
+
 
 def budget_colors(budgets) -> dict[float, tuple]:
     """One colour per budget along a sequential map, so the order of C is visible."""
@@ -32,8 +34,8 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
     return paths
 
 
-def n_label(fit: dict) -> str:
+def n_label(fit: ScalingFit) -> str:
     """Axis label of N from the fit's recorded convention (``N_convention``); a table whose convention
     is unknown (and a fit.json from before the key existed) gets plain 'parameters N'."""
-    convention = fit.get("N_convention")
+    convention = fit.N_convention
     return f"parameters N ({convention})" if convention else "parameters N"

@@ -6,6 +6,10 @@ import torch
 from flops_fit import placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.errors import ConfigError
+from flops_fit.paths import Results
+
+# Every results path, with its writer and readers: flops_fit/paths.py.
+RESULTS = Results("results")
 
 
 def configfile_hint(configfiles: list) -> str:
@@ -40,7 +44,7 @@ def sweep_config():
 
 
 def metrics_of(table):
-    return expand("results/runs/{run_id}/metrics.json", run_id=table["run_id"])
+    return [str(RESULTS.metrics(run_id)) for run_id in table["run_id"]]
 
 
 def calibration_table():
@@ -60,7 +64,7 @@ def wave_table(wave):
 def wave_inputs(wildcards):
     """A wave places runs from the lr law and the finished runs of the wave before it."""
     wave = int(wildcards.wave)
-    inputs = {"config": "results/validated.json", "lr": "results/plan/lr_calibration.json"}
+    inputs = {"config": RESULTS.validated, "lr": RESULTS.calibration_law}
     if wave > 0:
         table = wave_table(wave - 1)
         inputs["previous"] = checkpoints.place.get(wave=wave - 1).output.runs
@@ -71,7 +75,7 @@ def wave_inputs(wildcards):
 def last_wave(wildcards):
     table = wave_table(LAST_WAVE)
     return {
-        "config": "results/validated.json",
+        "config": RESULTS.validated,
         "wave": checkpoints.place.get(wave=LAST_WAVE).output.runs,
         "metrics": metrics_of(table[table["wave"] == LAST_WAVE]),
     }
@@ -145,4 +149,4 @@ def train_runtime(wildcards):
 
 def checkpoint_dir(wildcards):
     """Resumable state lives outside the declared outputs: Snakemake deletes those before a retry."""
-    return f"results/checkpoints/{wildcards.run_id}"
+    return RESULTS.checkpoint_dir(wildcards.run_id)

@@ -1,17 +1,18 @@
 rule fit:
     input:
-        runs="results/plan/runs.tsv",
+        runs=RESULTS.runs_table,
         metrics=all_metrics,
     output:
-        fit="results/fit/fit.json",
-        summary="results/fit/summary.tsv",
-        table="results/fit/runs_results.tsv",
+        fit=RESULTS.fit,
+        summary=RESULTS.fit_summary,
+        table=RESULTS.fitted_runs,
     log:
         "logs/fit.log",
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
     params:
+        runs_dir=RESULTS.runs_dir,
         fit=config["fit"],
         target_budgets=config["target_budgets"],
     script:

@@ -6,9 +6,9 @@
 
 checkpoint calibration_plan:
     input:
-        "results/validated.json",
+        RESULTS.validated,
     output:
-        runs="results/plan/lr_calibration.tsv",
+        runs=RESULTS.calibration_plan,
     log:
         "logs/plan/calibration_plan.log",
     localrule: True
@@ -20,17 +20,17 @@ checkpoint calibration_plan:
 
 rule calibrate:
     input:
-        runs="results/plan/lr_calibration.tsv",
+        runs=RESULTS.calibration_plan,
         metrics=calibration_metrics,
     output:
         law=report(
-            "results/plan/lr_calibration.json",
+            RESULTS.calibration_law,
             caption="../report/lr_calibration.rst",
             category="3. Recipe",
             labels={"table": "lr calibration (JSON)"},
         ),
     params:
-        runs_dir="results/runs",
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/plan/calibrate.log",
     localrule: True
@@ -44,9 +44,9 @@ checkpoint place:
     input:
         unpack(wave_inputs),
     output:
-        runs="results/plan/waves/{wave}.tsv",
+        runs=RESULTS.wave("{wave}"),
     params:
-        runs_dir="results/runs",
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/plan/wave{wave}.log",
     localrule: True
@@ -60,9 +60,9 @@ rule plan:
     input:
         unpack(last_wave),
     output:
-        runs="results/plan/runs.tsv",
+        runs=RESULTS.runs_table,
     params:
-        runs_dir="results/runs",
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/plan/plan.log",
     localrule: True

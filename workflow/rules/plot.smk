@@ -1,54 +1,54 @@
 # Figures: PNG in the report (category "2. Figures"), SVG next to it for papers.
 rule plot:
     input:
-        fit="results/fit/fit.json",
-        table="results/fit/runs_results.tsv",
-        runs="results/plan/runs.tsv",
+        fit=RESULTS.fit,
+        table=RESULTS.fitted_runs,
+        runs=RESULTS.runs_table,
     output:
         isoflops=report(
-            "results/plots/isoflops.png",
+            RESULTS.plot("isoflops"),
             caption="../report/isoflops.rst",
             category="2. Figures",
             labels={"figure": "isoFLOP profiles", "approach": "2"},
         ),
         optima=report(
-            "results/plots/optima.png",
+            RESULTS.plot("optima"),
             caption="../report/optima.rst",
             category="2. Figures",
             labels={"figure": "N* and D* against C", "approach": "2"},
         ),
         frontier=report(
-            "results/plots/frontier.png",
+            RESULTS.plot("frontier"),
             caption="../report/frontier.rst",
             category="2. Figures",
             labels={"figure": "N* and D* against C", "approach": "3"},
         ),
         contours=report(
-            "results/plots/contours.png",
+            RESULTS.plot("contours"),
             caption="../report/contours.rst",
             category="2. Figures",
             labels={"figure": "L(N, D) contours", "approach": "3"},
         ),
         residuals=report(
-            "results/plots/residuals.png",
+            RESULTS.plot("residuals"),
             caption="../report/residuals.rst",
             category="2. Figures",
             labels={"figure": "residuals", "approach": "3"},
         ),
         ratio_fan=report(
-            "results/plots/ratio_fan.png",
+            RESULTS.plot("ratio_fan"),
             caption="../report/ratio_fan.rst",
             category="2. Figures",
             labels={"figure": "tokens per parameter", "approach": "3"},
         ),
         loss_curves=report(
-            "results/plots/loss_curves.png",
+            RESULTS.plot("loss_curves"),
             caption="../report/loss_curves.rst",
             category="2. Figures",
             labels={"figure": "loss curves", "approach": "runs"},
         ),
         svg=expand(
-            "results/plots/{figure}.svg",
+            str(RESULTS.plot("{figure}", "svg")),
             figure=[
                 "isoflops",
                 "optima",
@@ -59,6 +59,8 @@ rule plot:
                 "loss_curves",
             ],
         ),
+    params:
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/plot.log",
     localrule: True

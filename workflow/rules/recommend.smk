@@ -3,12 +3,12 @@
 
 rule recommend:
     input:
-        config="results/validated.json",
-        fit="results/fit/fit.json",
-        runs="results/plan/runs.tsv",
+        config=RESULTS.validated,
+        fit=RESULTS.fit,
+        runs=RESULTS.runs_table,
     output:
         report(
-            "results/fit/recommendations.tsv",
+            RESULTS.recommendations,
             caption="../report/recommendations.rst",
             category="1. Summary",
             labels={"table": "recommendations (TSV)"},

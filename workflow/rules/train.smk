@@ -2,11 +2,11 @@ rule train:
     input:
         # ancient(): a rewritten plan or config must not retrain finished runs; per-run changes are
         # caught by the params rerun trigger instead (params.run is this run's identity).
-        config=ancient("results/validated.json"),
+        config=ancient(RESULTS.validated),
         runs=run_table_file,
     output:
-        metrics="results/runs/{run_id}/metrics.json",
-        curve="results/runs/{run_id}/curve.tsv",
+        metrics=RESULTS.metrics("{run_id}"),
+        curve=RESULTS.curve("{run_id}"),
     log:
         "logs/train/{run_id}.log",
     conda:

@@ -1,6 +1,6 @@
 rule validate:
     output:
-        "results/validated.json",
+        RESULTS.validated,
     log:
         "logs/validate.log",
     localrule: True

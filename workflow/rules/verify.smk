@@ -7,12 +7,12 @@ from flops_fit.verify import verify_budgets
 
 checkpoint verify_plan:
     input:
-        config="results/validated.json",
-        fit="results/fit/fit.json",
-        recommendations="results/fit/recommendations.tsv",
-        lr="results/plan/lr_calibration.json",
+        config=RESULTS.validated,
+        fit=RESULTS.fit,
+        recommendations=RESULTS.recommendations,
+        lr=RESULTS.calibration_law,
     output:
-        runs="results/verify/plan.tsv",
+        runs=RESULTS.verify_plan,
     params:
         budgets=verify_budgets(config),
     log:
@@ -26,26 +26,26 @@ checkpoint verify_plan:
 
 rule verify:
     input:
-        fit="results/fit/fit.json",
-        recommendations="results/fit/recommendations.tsv",
-        runs="results/verify/plan.tsv",
+        fit=RESULTS.fit,
+        recommendations=RESULTS.recommendations,
+        runs=RESULTS.verify_plan,
         metrics=verify_metrics,
     output:
         table=report(
-            "results/verify/verify.tsv",
+            RESULTS.verify_table,
             caption="../report/verify.rst",
             category="1. Summary",
             labels={"table": "verification (TSV)"},
         ),
         page=report(
-            "results/verify/verify.html",
+            RESULTS.verify_page,
             caption="../report/verify.rst",
             category="1. Summary",
             labels={"table": "verification page"},
         ),
     params:
         budgets=verify_budgets(config),
-        runs_dir="results/runs",
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/verify/verify.log",
     localrule: True

@@ -2,8 +2,8 @@
 
 from flops_fit.errors import ConfigError
 from flops_fit.logs import fail, setup
-from flops_fit.pipeline import read_validated
-from flops_fit.recommend import lines, recommend_step
+from flops_fit.pipeline import read_validated, recommend_step
+from flops_fit.recommend import lines
 
 log = setup(snakemake.log[0])
 try:

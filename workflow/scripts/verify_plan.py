@@ -2,8 +2,7 @@
 
 from flops_fit.errors import ConfigError
 from flops_fit.logs import fail, setup
-from flops_fit.pipeline import read_validated
-from flops_fit.verify import verify_plan_step
+from flops_fit.pipeline import read_validated, verify_plan_step
 
 log = setup(snakemake.log[0])
 try:

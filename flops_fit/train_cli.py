@@ -1,8 +1,8 @@
 """``flops-fit train``: train one run of the runs table (what the workflow's train rule calls).
 
-Building the user's model, data and loss from the validated config is the pipeline's job
-(:func:`flops_fit.pipeline.build_training_job`); this module only adds the process concerns:
-arguments, logging to a file, and the exit status. Under ``torchrun`` (several processes per run)
+It runs :func:`flops_fit.pipeline.train_step` (the user's model, data and loss built from the
+validated config, then the training engine :mod:`flops_fit.training`) and adds only the process
+concerns: arguments, logging to a file, and the exit status. Under ``torchrun`` (several processes per run)
 rank 0 alone writes the log file; the other ranks print only warnings and errors.
 """
 
@@ -12,10 +12,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from flops_fit.paths import Results
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=Path("results/validated.json"), help="validated config")
-    parser.add_argument("--runs", type=Path, default=Path("results/plan/runs.tsv"), help="the runs table")
+    parser.add_argument("--config", type=Path, default=Results().validated, help="validated config")
+    parser.add_argument("--runs", type=Path, default=Results().runs_table, help="the runs table")
     parser.add_argument("--run-id", required=True, help="run_id of the row to train")
     parser.add_argument("--out-dir", type=Path, help="where metrics.json and curve.tsv go (default results/runs/RUN_ID)")
     parser.add_argument(
@@ -32,27 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from flops_fit.logs import setup
-    from flops_fit.pipeline import build_training_job
-    from flops_fit.training import run_training
+    from flops_fit.pipeline import train_step
     from flops_fit.training.distributed import launched
 
     ranks = launched()
     setup(args.log_file if ranks.is_main else None).setLevel(logging.INFO if ranks.is_main else logging.WARNING)
     log = logging.getLogger("flops_fit.training")
-    job = build_training_job(args.config, args.runs, args.run_id)
     threads = max(1, args.threads // ranks.world_size) if args.threads else None
-    settings = {**job["settings"], "threads": threads}
-    metrics = run_training(
-        job["run"],
-        model=job["model"],
-        train_data=job["train_data"],
-        eval_data=job["eval_data"],
-        loss_fn=job["loss_fn"],
-        batch_format=job["batch_format"],
-        settings=settings,
-        out_dir=args.out_dir or Path("results/runs") / args.run_id,
-        checkpoint_dir=args.checkpoint_dir or Path("results/checkpoints") / args.run_id,
-        log=log,
+    metrics = train_step(
+        args.config, args.runs, args.run_id,
+        run_dir=args.out_dir or Results().run_dir(args.run_id),
+        checkpoint_dir=args.checkpoint_dir or Results().checkpoint_dir(args.run_id),
+        threads=threads, log=log,
     )
     log.info("wrote metrics for %s: %s", metrics["run_id"], metrics["status"])
     return 0  # a diverged run is a result (the fit drops it with a warning), not a failed job

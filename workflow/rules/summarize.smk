@@ -1,24 +1,26 @@
 # One page with the recommendations, the fit with intervals, every warning and every run's outcome.
 rule summarize:
     input:
-        fit="results/fit/fit.json",
-        recommendations="results/fit/recommendations.tsv",
-        runs="results/plan/runs.tsv",
-        calibration="results/plan/lr_calibration.json",
+        fit=RESULTS.fit,
+        recommendations=RESULTS.recommendations,
+        runs=RESULTS.runs_table,
+        calibration=RESULTS.calibration_law,
         metrics=all_metrics,
     output:
         page=report(
-            "results/report/summary.html",
+            RESULTS.summary_page,
             caption="../report/summary.rst",
             category="1. Summary",
             labels={"table": "summary page"},
         ),
         runs=report(
-            "results/report/runs.tsv",
+            RESULTS.report_runs,
             caption="../report/runs.rst",
             category="1. Summary",
             labels={"table": "runs (TSV)"},
         ),
+    params:
+        runs_dir=RESULTS.runs_dir,
     log:
         "logs/summarize.log",
     localrule: True

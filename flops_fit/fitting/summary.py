@@ -1,0 +1,132 @@
+"""The fit in words: the lines ``flops-fit fit`` prints, and ``summary.tsv`` (one row per estimate)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from flops_fit.io import write_text
+
+from .records import Backtest, IsoflopFit, ParametricFit, ScalingFit, write_fit_json
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
+
+def estimate(name: str, value: float | None, ci: list[float] | None) -> str:
+    """``a = 0.503 [0.47, 0.54]``: 3 decimals for the value, the interval to the decimals its width
+    supports (2 for a width of 0.07, 3 for 0.004); no interval without a bootstrap."""
+    if value is None:
+        return f"{name} = n/a"
+    text = f"{name} = {value:.3f}"
+    if not ci or None in ci:
+        return text
+    width = abs(ci[1] - ci[0])
+    d = 4 if width <= 0 else min(4, max(2, -math.floor(math.log10(width))))
+    return f"{text} [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+
+
+def count(value: float | None) -> str:
+    """3 significant digits, short exponent: 2.1e9 rather than 2.1e+09."""
+    if value is None:
+        return "n/a"
+    mantissa, _, exponent = f"{value:.3g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
+def _approach2_line(iso: IsoflopFit) -> str:
+    if iso.a is None:
+        return f"Approach 2 (isoFLOP profiles): {iso.skipped}"
+    degrees = [e.degree for e in iso.per_budget]
+    return (f"Approach 2 (isoFLOP profiles, degree {iso.degree}: {degrees.count(2)} parabola, "
+            f"{degrees.count(3)} cubic; {iso.n_budgets_used} of {len(iso.per_budget)} budgets used): "
+            f"{estimate('a', iso.a, iso.ci.get('a'))}, {estimate('b', iso.b, iso.ci.get('b'))}")
+
+
+def _approach3_line(par: ParametricFit) -> str:
+    ci = par.ci
+    return (f"Approach 3 (L = E + A/N^alpha + B/D^beta, Huber delta {par.huber_delta:g}): "
+            f"{estimate('a', par.a, ci.get('a'))}, {estimate('alpha', par.alpha, ci.get('alpha'))}, "
+            f"{estimate('beta', par.beta, ci.get('beta'))}, E = {par.E:.3g}, A = {par.A:.3g}, B = {par.B:.3g}")
+
+
+def backtest_line(bt: Backtest | None) -> str:
+    """One sentence on the backtest (or why there is none)."""
+    if bt is None or bt.held_out_budget is None and bt.reason is None:
+        return "backtest: not run"
+    if bt.reason:
+        return f"backtest: not possible: {bt.reason}"
+    text = (f"backtest (largest budget C={count(bt.held_out_budget)} held out): N* predicted "
+            f"{count(bt.predicted_N_opt)}, observed {count(bt.observed_N_opt)} ({bt.N_opt_ratio:.2f}x)")
+    if bt.predicted_loss is not None:
+        text += f"; loss predicted {bt.predicted_loss:.4g}, observed {bt.observed_loss:.4g}"
+    return text
+
+
+def prediction_lines(result: ScalingFit) -> list[str]:
+    """Per target budget: the recommended N* with the approach that gave it, the other beside, flags."""
+    choice = result.recommend
+    if result.predictions and choice.method is None:
+        return [choice.reason or "no recommendation"] + [f"  to add: {a}" for a in choice.add_runs]
+    out = []
+    for p in result.predictions:
+        rec = p.recommended
+        ci = rec.ci.get("N")
+        interval = f" [{count(ci[0])}, {count(ci[1])}]" if ci else ""
+        other = (f" (Approach 3: {count(p.N)})" if rec.method == "isoflop"
+                 else f" (Approach 2: {count(p.isoflop_N)})" if p.isoflop_N is not None else "")
+        out.append(f"C = {count(p.C)}: N* = {count(rec.N)}{interval} from the "
+                   f"{'isoFLOP frontier (Approach 2)' if rec.method == 'isoflop' else 'parametric law (Approach 3)'}"
+                   f"{other}, D* = {count(rec.D)} ({rec.tokens_per_param:.3g} tokens/parameter), "
+                   f"loss {p.loss:.4g} (Approach 3)")
+        out += [f"  caution: {flag}" for flag in p.flags]
+    return out
+
+
+def summary_lines(result: ScalingFit) -> list[str]:
+    """The fit in a few readable lines (what ``flops-fit fit`` prints)."""
+    iso = result.isoflop
+    source = iso.grouping or "the budget column"
+    groups = (f"isoFLOP groups: from {source} ({len(iso.per_budget)} budgets)" if iso.per_budget
+              else "isoFLOP groups: none (no budget column, planned budgets or separated C values)")
+    lines = [groups, _approach2_line(iso), _approach3_line(result.parametric)]
+    if result.noise.sd is not None:
+        lines.append(f"loss noise: sd {result.noise.sd:.3g} ({result.noise.source}), a floor on each profile's residual sd")
+    return lines + [backtest_line(result.backtest)] + prediction_lines(result)
+
+
+def summary_rows(result: ScalingFit) -> list[tuple[str, str, Any, Any, Any]]:
+    """(section, quantity, value, ci_lo, ci_hi) rows of the summary table."""
+    rows = []
+    par = result.parametric
+    for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
+        ci = par.ci.get(name) or [None, None]
+        rows.append(("parametric", name, getattr(par, name), *ci))
+    rows.append(("parametric", "objective", par.objective, None, None))
+    iso = result.isoflop
+    for name in ("a", "b"):
+        ci = iso.ci.get(name) or [None, None]
+        rows.append(("isoflop", name, getattr(iso, name), *ci))
+    for pb in iso.per_budget:
+        rows.append(("isoflop_budget", f"N_opt@C={pb.C:.4g}", pb.N_opt,
+                     "interior" if pb.interior else "refused", pb.reason or pb.degree_reason))
+    for p in result.predictions:
+        for q in ("N", "D", "loss"):
+            ci = p.ci.get(q) or [None, None]
+            rows.append(("prediction", f"{q}*@C={p.C:.4g}", getattr(p, q), *ci))
+        if p.isoflop_N is not None:
+            ci = p.isoflop_ci.get("N") or [None, None]
+            rows.append(("prediction_isoflop", f"N*@C={p.C:.4g}", p.isoflop_N, *ci))
+    for w in result.warnings:
+        rows.append(("warning", "", w, None, None))
+    return rows
+
+
+def write_fit(result: ScalingFit, fit_json: str | Path, summary_tsv: str | Path) -> None:
+    """Write ``fit.json`` (:meth:`ScalingFit.to_dict`) and ``summary.tsv`` (:func:`summary_rows`), atomically."""
+    write_fit_json(result, fit_json)
+    lines = ["section\tquantity\tvalue\tci_lo\tci_hi"]
+    lines += ["\t".join(_fmt(v).replace("\t", " ") for v in row) for row in summary_rows(result)]
+    write_text("\n".join(lines) + "\n", summary_tsv)
