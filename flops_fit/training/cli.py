@@ -2,7 +2,9 @@
 
 Building the user's model, data and loss from the validated config is the pipeline's job
 (:func:`flops_fit.pipeline.build_training_job`); this module only adds the process concerns:
-arguments, logging to a file, and the exit status. Under ``torchrun`` (several processes per run)
+arguments, logging to a file, and the exit status: 0 for a finished run (diverged included), and
+:data:`~flops_fit.training.stopping.EXIT_RETRY` (75) for a run stopped by SIGTERM/SIGUSR1 after writing
+its checkpoint, a failed job that Snakemake's ``retries`` reruns from that checkpoint. Under ``torchrun`` (several processes per run)
 rank 0 alone writes the log file; the other ranks print only warnings and errors.
 """
 
@@ -35,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
     from flops_fit.pipeline import build_training_job
     from flops_fit.training import run_training
     from flops_fit.training.distributed import launched
+    from flops_fit.training.stopping import EXIT_RETRY, Interrupted
 
     ranks = launched()
     setup(args.log_file if ranks.is_main else None).setLevel(logging.INFO if ranks.is_main else logging.WARNING)
@@ -42,17 +45,22 @@ def main(args: argparse.Namespace) -> int:
     job = build_training_job(args.config, args.runs, args.run_id)
     threads = max(1, args.threads // ranks.world_size) if args.threads else None
     settings = {**job["settings"], "threads": threads}
-    metrics = run_training(
-        job["run"],
-        model=job["model"],
-        train_data=job["train_data"],
-        eval_data=job["eval_data"],
-        loss_fn=job["loss_fn"],
-        batch_format=job["batch_format"],
-        settings=settings,
-        out_dir=args.out_dir or Path("results/runs") / args.run_id,
-        checkpoint_dir=args.checkpoint_dir or Path("results/checkpoints") / args.run_id,
-        log=log,
-    )
+    try:
+        metrics = run_training(
+            job["run"],
+            model=job["model"],
+            train_data=job["train_data"],
+            eval_data=job["eval_data"],
+            loss_fn=job["loss_fn"],
+            batch_format=job["batch_format"],
+            settings=settings,
+            out_dir=args.out_dir or Path("results/runs") / args.run_id,
+            checkpoint_dir=args.checkpoint_dir or Path("results/checkpoints") / args.run_id,
+            log=log,
+        )
+    except Interrupted as stop:
+        if ranks.is_main:
+            log.warning("%s; exiting with status %d so that the job is retried", stop, EXIT_RETRY)
+        return EXIT_RETRY
     log.info("wrote metrics for %s: %s", metrics["run_id"], metrics["status"])
     return 0  # a diverged run is a result (the fit drops it with a warning), not a failed job
