@@ -1,0 +1,176 @@
+"""The faults of real clusters, injected into real training: an unreadable checkpoint, SIGTERM mid-run
+(a time limit or a preemption), a diverging lr, and a run asked to retrain.
+
+The engine tests train the tiny models of ``training_support`` in this process or in a child
+process; the workflow tests run the real ``snakemake`` CLI on a copy of the session's `.test` sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from flops_fit.training import run_training
+from flops_fit.training.checkpoint import CHECKPOINT_NAME
+from flops_fit.training.stopping import EXIT_RETRY
+from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
+
+STEPS = 150
+CHILD = """
+import logging, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from flops_fit.training import run_training
+from flops_fit.training.stopping import EXIT_RETRY, Interrupted
+from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+model = mlp()
+try:
+    run_training(run_row(model, steps={steps}), model=model, train_data=Regression(delay_s=0.0003),
+                 eval_data=eval_batches(), loss_fn=loss_fn, settings=settings(), out_dir=Path({out!r}),
+                 checkpoint_dir=Path({ckpt!r}))
+except Interrupted:
+    sys.exit(EXIT_RETRY)
+"""
+
+
+def _child(out: Path, ckpt: Path) -> subprocess.Popen:
+    """A training process with the default checkpoint settings (every 5 minutes: never, in this short run)."""
+    code = CHILD.format(tests=str(Path(__file__).parent), steps=STEPS, out=str(out), ckpt=str(ckpt))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _uninterrupted(tmp_path: Path, **row: object) -> dict:
+    model = mlp()
+    return run_training(
+        run_row(model, **row), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
+        settings=settings(), out_dir=tmp_path / "whole", checkpoint_dir=tmp_path / "whole_ckpt",
+    )
+
+
+# ----------------------------------------------------------------------------------------- engine
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_a_stop_signal_checkpoints_the_current_step_and_the_rerun_loses_nothing(tmp_path, stop):
+    """SIGTERM (time limit, preemption) or SIGUSR1 (--signal=USR1@N): no periodic checkpoint is due, yet
+    the rerun resumes from the very step the signal interrupted and ends as an uninterrupted run."""
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    proc = _child(out, ckpt)
+    lines = []
+    for line in proc.stderr:  # wait until it trains, then signal it mid-run
+        lines.append(line)
+        if line.startswith("step "):
+            time.sleep(0.1)
+            proc.send_signal(stop)
+            break
+    lines += proc.stderr.read().splitlines(keepends=True)
+    log = "".join(lines)
+    assert proc.wait(timeout=120) == EXIT_RETRY, log
+    stopped = re.search(r"stopped after step (\d+)/", log)
+    assert stopped, f"no 'stopped after step' line:\n{log}"
+    assert f"received {stop.name}" in log
+    step = int(stopped.group(1))
+    assert 1 < step < STEPS, "the signal did not arrive mid-run; make the run slower"
+    assert (ckpt / CHECKPOINT_NAME).exists() and not (out / "metrics.json").exists()
+
+    proc = _child(out, ckpt)
+    _, log = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log
+    assert f"resumed from step {step} " in log
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["resumed_from_step"] == step  # lost work: zero steps
+    whole = _uninterrupted(tmp_path, steps=STEPS)
+    assert (out / "curve.tsv").read_text() == (tmp_path / "whole" / "curve.tsv").read_text()
+    assert resumed["eval_loss"] == pytest.approx(whole["eval_loss"], abs=1e-6)
+
+
+def _checkpointed_run(tmp_path: Path) -> Path:
+    """A checkpoint directory holding a real checkpoint of the 40-step run, written at step 20."""
+    model = mlp()
+    ckpt = tmp_path / "ckpt"
+    run_training(
+        run_row(model), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
+        settings=settings(checkpoint={"every_steps": 20, "keep": True}), out_dir=tmp_path / "first", checkpoint_dir=ckpt,
+    )
+    return ckpt
+
+
+@pytest.mark.parametrize(
+    ("damage", "kind"),
+    [
+        ("truncate", "unreadable"),  # a full disk, a half-synced shared filesystem
+        ("garbage", "unreadable"),
+        ("old_format", "mismatched"),  # written by an older flops-fit
+        ("other_plan", "mismatched"),  # the run was re-planned
+    ],
+)
+def test_an_unusable_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, caplog, damage, kind):
+    ckpt = _checkpointed_run(tmp_path)
+    path = ckpt / CHECKPOINT_NAME
+    if damage == "truncate":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\0" * 100)
+    else:
+        state = torch.load(path, weights_only=True)
+        if damage == "old_format":
+            del state["format"]
+        else:
+            state["fingerprint"]["steps"] = 80
+        torch.save(state, path)
+    model = mlp()
+    with caplog.at_level("INFO", logger="flops_fit.training"):
+        metrics = run_training(
+            run_row(model), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
+            settings=settings(), out_dir=tmp_path / "out", checkpoint_dir=ckpt,
+        )
+    assert metrics["status"] == "ok" and metrics["resumed_from_step"] is None and metrics["steps"] == 40
+    assert (ckpt / f"{CHECKPOINT_NAME}.{kind}").exists() and not path.exists()
+    assert f"is {kind}" in caplog.text and f"{CHECKPOINT_NAME}.{kind}; the run starts over" in caplog.text
+    _uninterrupted(tmp_path)
+    assert (tmp_path / "out" / "curve.tsv").read_text() == (tmp_path / "whole" / "curve.tsv").read_text()
+
+
+def test_a_diverged_run_is_retried_from_scratch_at_a_lower_lr(tmp_path):
+    """lr 10 diverges on this task and lr 5 does not: the retry counts, and it is a fresh run at lr 5."""
+    model = mlp()
+    metrics = run_training(
+        run_row(model, lr=10.0), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
+        settings=settings(), out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt",
+    )
+    assert metrics["status"] == "ok" and metrics["lr"] == 5.0 and metrics["planned_lr"] == 10.0
+    first, second = metrics["attempts"]
+    assert first["lr"] == 10.0 and first["status"] == "diverged" and "stayed above" in first["reason"]
+    assert second == {"lr": 5.0, "status": "ok", "reason": None}
+    fresh = _uninterrupted(tmp_path, lr=5.0)  # from the same initial weights and data order
+    assert metrics["eval_loss"] == fresh["eval_loss"]
+    assert (tmp_path / "out" / "curve.tsv").read_text() == (tmp_path / "whole" / "curve.tsv").read_text()
+
+
+def test_retries_run_out_and_calibration_runs_are_never_retried(tmp_path):
+    model = mlp()
+    exhausted = run_training(
+        run_row(model, lr=1000.0), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
+        settings=settings(divergence={"retries": 2}), out_dir=tmp_path / "a", checkpoint_dir=tmp_path / "ca",
+    )
+    assert exhausted["status"] == "diverged" and exhausted["eval_loss"] is None
+    assert [a["lr"] for a in exhausted["attempts"]] == [1000.0, 500.0, 250.0] and exhausted["lr"] == 250.0
+    assert {a["status"] for a in exhausted["attempts"]} == {"diverged"}
+    model = mlp()
+    calibration = run_training(
+        run_row(model, lr=10.0, role="calibration"), model=model, train_data=Regression(), eval_data=eval_batches(),
+        loss_fn=loss_fn, settings=settings(), out_dir=tmp_path / "b", checkpoint_dir=tmp_path / "cb",
+    )
+    assert calibration["status"] == "diverged" and len(calibration["attempts"]) == 1
