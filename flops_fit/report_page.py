@@ -43,6 +43,26 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(outcomes)], axis=1)
 
 
+def retried_runs(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
+    """Runs that diverged at least once: every attempt's lr and outcome, and the status that counts.
+
+    A run retried to success is in the fit at a lower lr than planned; one still diverged is a hole
+    in its IsoFLOP profile. Both belong on the page, not only in the logs.
+    """
+    rows = []
+    for run_id in runs["run_id"]:
+        path = Path(runs_dir) / run_id / "metrics.json"
+        attempts = (json.loads(path.read_text()).get("attempts") or []) if path.exists() else []
+        if len(attempts) > 1 or any(a["status"] == "diverged" for a in attempts):
+            rows.append({
+                "run_id": run_id,
+                "status": attempts[-1]["status"] if attempts[-1]["status"] == "diverged" else "retried",
+                "lrs": " → ".join(f"{a['lr']:.3g} ({a['status']})" for a in attempts),
+                "reason": next((a["reason"] for a in reversed(attempts) if a["reason"]), None),
+            })
+    return pd.DataFrame(rows, columns=["run_id", "status", "lrs", "reason"])
+
+
 #: the recommendation columns shown on the page (the TSV has them all)
 DECISION_COLUMNS = ["C", "size_param", "size", "N", "method", "N_star", "N_star_lo", "N_star_hi", "N_star_isoflop",
                     "N_star_parametric", "D", "batch_size", "steps", "loss", "loss_lo", "loss_hi"]
@@ -86,7 +106,8 @@ def recipe_notes(calibration: dict | None, fit: dict) -> list[str]:
 
 
 def summary_page(
-    fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None
+    fit: dict, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None,
+    retried: pd.DataFrame | None = None,
 ) -> str:
     """The page's HTML: recommendations, backtest, warnings, recipe, fit summary (with intervals), runs."""
     summary = pd.DataFrame(
@@ -113,6 +134,8 @@ def summary_page(
 {_notes(recipe_notes(calibration, fit), "decision")}
 <h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>
 {_table(summary)}
+<h2>Diverged runs: retried at a lower lr, or still diverged ({0 if retried is None else len(retried)})</h2>
+{_table(retried) if retried is not None and len(retried) else "<p>none</p>"}
 <h2>Runs</h2>
 {_table(outcomes[[c for c in RUN_COLUMNS if c in outcomes.columns]])}
 </body></html>
@@ -128,7 +151,8 @@ def write_summary(
     calibration = json.loads(Path(calibration_json).read_text()) if calibration_json else None
     outcomes = run_outcomes(runs, runs_dir)
     write_tsv(outcomes, runs_out)
-    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes, calibration), page_path)
+    retried = retried_runs(runs, runs_dir)
+    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes, calibration, retried), page_path)
 
 
 #: the verification columns shown on its page (the TSV has them all)

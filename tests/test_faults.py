@@ -16,9 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
+from fitting_support import synthetic_sweep
+from flops_fit.fitting import fit_table
+from flops_fit.recommend import COLUMNS
+from flops_fit.report_page import retried_runs, summary_page
 from flops_fit.training import run_training
 from flops_fit.training.checkpoint import CHECKPOINT_NAME
 from flops_fit.training.stopping import EXIT_RETRY
@@ -162,8 +167,9 @@ def test_a_diverged_run_is_retried_from_scratch_at_a_lower_lr(tmp_path):
 def test_retries_run_out_and_calibration_runs_are_never_retried(tmp_path):
     model = mlp()
     exhausted = run_training(
-        run_row(model, lr=1000.0), model=model, train_data=Regression(), eval_data=eval_batches(), loss_fn=loss_fn,
-        settings=settings(divergence={"retries": 2}), out_dir=tmp_path / "a", checkpoint_dir=tmp_path / "ca",
+        run_row(model, lr=1000.0, run_id="hopeless"), model=model, train_data=Regression(), eval_data=eval_batches(),
+        loss_fn=loss_fn, settings=settings(divergence={"retries": 2}), out_dir=tmp_path / "runs" / "hopeless",
+        checkpoint_dir=tmp_path / "ca",
     )
     assert exhausted["status"] == "diverged" and exhausted["eval_loss"] is None
     assert [a["lr"] for a in exhausted["attempts"]] == [1000.0, 500.0, 250.0] and exhausted["lr"] == 250.0
@@ -174,3 +180,22 @@ def test_retries_run_out_and_calibration_runs_are_never_retried(tmp_path):
         loss_fn=loss_fn, settings=settings(), out_dir=tmp_path / "b", checkpoint_dir=tmp_path / "cb",
     )
     assert calibration["status"] == "diverged" and len(calibration["attempts"]) == 1
+
+
+def test_the_summary_lists_retried_and_still_diverged_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for run_id, lr in [("fine", 1.0), ("rescued", 10.0), ("hopeless", 1000.0)]:
+        model = mlp()
+        run_training(
+            run_row(model, lr=lr, run_id=run_id), model=model, train_data=Regression(), eval_data=eval_batches(),
+            loss_fn=loss_fn, settings=settings(), out_dir=runs_dir / run_id, checkpoint_dir=tmp_path / "ckpt",
+        )
+    runs = pd.DataFrame({"run_id": ["fine", "rescued", "hopeless", "not_trained_yet"]})
+    table = retried_runs(runs, runs_dir)
+    assert table["run_id"].tolist() == ["rescued", "hopeless"]
+    assert table["status"].tolist() == ["retried", "diverged"]
+    assert table["lrs"].iloc[0] == "10 (diverged) → 5 (ok)"
+    assert "non-finite" in table["reason"].iloc[1]
+    fit = fit_table(synthetic_sweep(seed=1, budgets=(1e18, 1e19, 1e20), sizes=5), bootstrap=0)
+    page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs.assign(status="ok"), retried=table)
+    assert "still diverged (2)" in page and "10 (diverged) → 5 (ok)" in page
