@@ -27,7 +27,9 @@ from flops_fit.report_page import retried_runs, summary_page
 from flops_fit.training import run_training
 from flops_fit.training.checkpoint import CHECKPOINT_NAME
 from flops_fit.training.stopping import EXIT_RETRY
+from conftest import copy_sweep
 from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
+from workflow_support import ROOT, snakemake
 
 STEPS = 150
 CHILD = """
@@ -199,3 +201,114 @@ def test_the_summary_lists_retried_and_still_diverged_runs(tmp_path):
     fit = fit_table(synthetic_sweep(seed=1, budgets=(1e18, 1e19, 1e20), sizes=5), bootstrap=0)
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs.assign(status="ok"), retried=table)
     assert "still diverged (2)" in page and "10 (diverged) → 5 (ok)" in page
+
+
+# --------------------------------------------------------------------------------------- workflow
+
+
+def _runs(sweep: Path) -> pd.DataFrame:
+    return pd.read_csv(sweep / "results" / "plan" / "runs.tsv", sep="\t")
+
+
+def _trained(output: str) -> list[str]:
+    """run_ids of the train jobs Snakemake started (from its job announcements)."""
+    return re.findall(r"rule train:\n(?:\s+\w+: .*\n)*?\s+wildcards: run_id=(\S+)", output)
+
+
+def _snapshot(sweep: Path) -> dict[str, object]:
+    """What a retrain must leave alone: every wave's placement and every run's metrics file."""
+    plan = sweep / "results" / "plan"
+    return {
+        **{p.name: p.read_text() for p in sorted((plan / "waves").glob("*.tsv"))},
+        "calibration": (plan / "lr_calibration.json").read_text(),
+        **{p.parent.name: p.stat().st_mtime_ns for p in (sweep / "results" / "runs").glob("*/metrics.json")},
+    }
+
+
+def _wave0_run(sweep: Path) -> str:
+    runs = _runs(sweep)
+    return str(runs[(runs["role"] == "sweep") & (runs["wave"] == 0)]["run_id"].iloc[1])
+
+
+def test_retraining_one_run_trains_only_it_and_redoes_the_fit(test_sweep, tmp_path):
+    """The documented retrain: --forcerun its metrics.json. Later waves are re-placed from the new result
+    (here the same result, on CPU), so the placement, every other run and the lr law stay as they were."""
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    run_id = _wave0_run(sweep)
+    before, metrics = _snapshot(sweep), json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    fit_before = (sweep / "results" / "fit" / "fit.json").stat().st_mtime_ns
+    result = snakemake(sweep, "--forcerun", f"results/runs/{run_id}/metrics.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _trained(result.stderr) == [run_id]
+    after = _snapshot(sweep)
+    assert after.pop(run_id) > before.pop(run_id)
+    assert after == before, "retraining one run changed the placement or touched other runs"
+    assert (sweep / "results" / "fit" / "fit.json").stat().st_mtime_ns > fit_before
+    again = json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    assert again["eval_loss"] == metrics["eval_loss"] and again["status"] == "ok"
+    assert "Nothing to be done" in snakemake(sweep, "--dry-run").stdout
+
+
+def test_a_truncated_checkpoint_is_set_aside_in_the_workflow(test_sweep, tmp_path):
+    """A checkpoint cut short by a full disk: the job neither fails nor waits for retries, the run starts over."""
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    run_id = _wave0_run(sweep)
+    metrics = json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    ckpt = sweep / "results" / "checkpoints" / run_id
+    ckpt.mkdir(parents=True)
+    torch.save({"model": mlp().state_dict(), "format": 2}, ckpt / CHECKPOINT_NAME)
+    data = (ckpt / CHECKPOINT_NAME).read_bytes()
+    (ckpt / CHECKPOINT_NAME).write_bytes(data[: len(data) // 2])
+    result = snakemake(sweep, "--forcerun", f"results/runs/{run_id}/metrics.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (sweep / "logs" / "train" / f"{run_id}.log").read_text()
+    assert "is unreadable" in log and "the run starts over" in log
+    assert (ckpt / f"{CHECKPOINT_NAME}.unreadable").exists() and not (ckpt / CHECKPOINT_NAME).exists()
+    again = json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    assert again["eval_loss"] == metrics["eval_loss"] and again["resumed_from_step"] is None
+
+
+def _training_process(sweep: Path, run_id: str, deadline: float) -> int:
+    """pid of the ``flops_fit train`` process of ``run_id`` working in ``sweep``, once it has trained a step."""
+    log = sweep / "logs" / "train" / f"{run_id}.log"
+    while time.monotonic() < deadline:
+        if log.exists() and re.search(r"^\S+ \S+ INFO step \d+/", log.read_text(), re.M):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                    cwd = (proc / "cwd").resolve()
+                except OSError:
+                    continue
+                if b"train" in cmdline and run_id.encode() in cmdline and cwd == sweep.resolve():
+                    return int(proc.name)
+        time.sleep(0.002)
+    raise AssertionError(f"run {run_id} did not start training in time")
+
+
+def test_sigterm_mid_run_is_retried_and_resumes_where_it_stopped(test_sweep, tmp_path):
+    """A time limit or preemption in the workflow: SIGTERM to the training process mid-run. Its job fails
+    with the retry status, Snakemake's --retries reruns it, and the rerun loses no step."""
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    runs = _runs(sweep)
+    run_id = str(runs.loc[runs["params"].idxmax(), "run_id"])  # the slowest run
+    metrics = json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+           "--directory", str(sweep), "--cores", "2", "--workflow-profile", "none", "--retries", "1",
+           "--forcerun", f"results/runs/{run_id}/metrics.json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        os.kill(_training_process(sweep, run_id, time.monotonic() + 120), signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    stopped = re.search(r"stopped after step (\d+)/(\d+)", err)
+    assert stopped, f"the training process did not stop on SIGTERM:\n{err[-3000:]}"
+    step = int(stopped.group(1))
+    assert f"exiting with status {EXIT_RETRY}" in err
+    assert f"resumed from step {step} " in (sweep / "logs" / "train" / f"{run_id}.log").read_text()
+    again = json.loads((sweep / "results" / "runs" / run_id / "metrics.json").read_text())
+    assert again["resumed_from_step"] == step  # nothing lost: the rerun starts at the interrupted step
+    assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], abs=1e-6)
+    assert not (sweep / "results" / "checkpoints" / run_id).exists()
