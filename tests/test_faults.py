@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from fitting_support import synthetic_sweep
 from flops_fit.fitting import fit_table
@@ -312,3 +313,25 @@ def test_sigterm_mid_run_is_retried_and_resumes_where_it_stopped(test_sweep, tmp
     assert again["resumed_from_step"] == step  # nothing lost: the rerun starts at the interrupted step
     assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], abs=1e-6)
     assert not (sweep / "results" / "checkpoints" / run_id).exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_lr_diverges_is_rescued_by_retries(tmp_path):
+    """Every run forced to diverge (sweep.lr 300, no calibration to correct it): each is retried at
+    lr x 1e-4 from scratch, and the sweep is fitted from all of them, none lost; the summary lists them."""
+    config = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())
+    config["sweep"].update(lr=300.0, lr_calibration={"enabled": False})
+    config["training"] = {"divergence": {"lr_factor": 1e-4}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = _runs(tmp_path)
+    for run_id, lr in zip(runs["run_id"], runs["lr"]):
+        metrics = json.loads((tmp_path / "results" / "runs" / run_id / "metrics.json").read_text())
+        assert [a["status"] for a in metrics["attempts"]] == ["diverged", "ok"], metrics["attempts"]
+        assert metrics["planned_lr"] == pytest.approx(lr) and metrics["lr"] == pytest.approx(lr * 1e-4)
+    fit = json.loads((tmp_path / "results" / "fit" / "fit.json").read_text())
+    assert fit["n_runs"] == len(runs)
+    page = (tmp_path / "results" / "report" / "summary.html").read_text()
+    assert f"still diverged ({len(runs)})" in page and "(diverged) → " in page
