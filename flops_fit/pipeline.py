@@ -222,13 +222,16 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, samples, batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
+    settings = config["training"]
+    if run.get("role") == "calibration":  # its divergence is what the calibration measures: never retried
+        settings = {**settings, "divergence": {**settings["divergence"], "retries": 0}}
     return {
         "run": planning.run_identity(run),
         "model": model,
         "train_data": train_data,
         "eval_data": eval_data,
         "loss_fn": loss_fn,
-        "settings": config["training"],
+        "settings": settings,
         "batch_format": batch_format,
     }
 
@@ -358,10 +361,11 @@ def summarize_step(
     from flops_fit import report_page
 
     calibration = json.loads(Path(calibration_json).read_text())
-    outcomes = report_page.run_outcomes(planning.read_runs_table(runs_path), runs_dir)
+    runs = planning.read_runs_table(runs_path)
+    outcomes = report_page.run_outcomes(runs, runs_dir)
     write_tsv(outcomes, runs_out)
     page = report_page.summary_page(read_fit(fit_json), recommend.read_recommendations(recommendations_tsv), outcomes,
-                                    calibration)
+                                    calibration, report_page.retried_runs(runs, runs_dir))
     write_text(page, page_path)
 
 

@@ -2,8 +2,8 @@
 
 This module holds the *choices* (in the spirit of Marin's ``ScalingRecipe`` and OLMo-core's run
 configurators); :mod:`flops_fit.planning` holds the arithmetic that turns them into exact runs and
-:mod:`flops_fit.placement` the order in which budgets are placed. Every choice reads its knobs from
-the ``sweep:`` config section, documented in the schema.
+:mod:`flops_fit.placement` the order in which budgets are placed. The knobs are the ``sweep:`` config section (documented
+in the schema), held by one frozen :class:`Recipe`.
 
 The default batch is DeepSeek LLM's B_opt = 0.292 · C^0.3271 tokens (Bi et al. 2024, fitted on their
 own IsoFLOP sweeps): one batch per budget, so the points of an IsoFLOP profile differ in N alone,
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def expected_optimal_params(budget: float, tokens_per_param: float, flops_per_param_token: float = 6.0) -> float:
@@ -85,16 +86,6 @@ def learning_rate(params: int, reference_params: float, base_lr: float, exponent
     return base_lr * (params / reference_params) ** exponent
 
 
-def batch_law_tokens(params: int, budget: float, batch: dict) -> float:
-    """Tokens per optimizer step from the batch law (``sweep.batch``):
-    B = tokens · (N / reference_params)^params_exponent · (C / reference_flops)^flops_exponent."""
-    return (
-        float(batch["tokens"])
-        * (params / float(batch["reference_params"])) ** float(batch["params_exponent"])
-        * (budget / float(batch["reference_flops"])) ** float(batch["flops_exponent"])
-    )
-
-
 def batch_and_steps(
     tokens: float, tokens_per_sample: int, steps: int | None, batch_size: int | None
 ) -> tuple[int, int]:
@@ -114,42 +105,122 @@ def batch_and_steps(
     return min(plans, key=lambda plan: abs(plan[0] * plan[1] - samples))
 
 
-def batch_plan(
-    sweep: dict, params: int, budget: float, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
-) -> tuple[int, int, str]:
-    """(batch in samples, steps, rule) of one run; precedence: a user DataLoader's batch,
-    ``sweep.batch_size``, ``sweep.steps``, then the batch law (``sweep.batch``).
+@dataclass(frozen=True)
+class BatchLaw:
+    """``sweep.batch``: B = tokens · (N / reference_params)^params_exponent · (C / reference_flops)^flops_exponent."""
 
-    The batch law is never rounded down to nothing: it keeps at least ``batch.min_samples``
-    samples, and the rule text says so when that floor binds (the planner warns about it).
-    """
-    if fixed_batch or sweep["batch_size"]:
-        batch, steps = batch_and_steps(tokens, tokens_per_sample, None, fixed_batch or sweep["batch_size"])
-        return batch, steps, "fixed batch"
-    if sweep["steps"]:
-        batch, steps = batch_and_steps(tokens, tokens_per_sample, sweep["steps"], None)
-        return batch, steps, "fixed steps"
-    law = batch_law_tokens(params, budget, sweep["batch"]) / tokens_per_sample
-    floor = int(sweep["batch"]["min_samples"])
-    batch = max(floor, round(law))
-    steps = max(1, round(tokens / tokens_per_sample / batch))
-    return batch, steps, "batch law" if law >= floor - 0.5 else f"batch law floored at {floor} samples"
+    tokens: float
+    reference_params: float
+    params_exponent: float
+    reference_flops: float
+    flops_exponent: float
+    #: the law is never rounded down to nothing: at least this many samples per step
+    min_samples: int
+
+    def tokens_at(self, params: int, budget: float) -> float:
+        """Tokens per optimizer step at N = ``params`` and C = ``budget``."""
+        return (self.tokens * (params / self.reference_params) ** self.params_exponent
+                * (budget / self.reference_flops) ** self.flops_exponent)
 
 
-def warmup_steps(
-    params: int, tokens_per_step: int, steps: int, tokens_per_param: float, max_fraction: float
-) -> int:
-    """Warmup of about N tokens (Porian et al.; OLMo), capped to a fraction of the run.
+@dataclass(frozen=True)
+class LrCalibration:
+    """``sweep.lr_calibration``: the lr sweep at the smallest budget (:mod:`flops_fit.calibration`)."""
 
-    A long warmup biases small models (Porian: part of why Kaplan's exponent came out at 0.73).
-    """
-    wanted = math.ceil(tokens_per_param * params / tokens_per_step)
-    return max(0, min(wanted, math.floor(max_fraction * steps)))
+    enabled: bool
+    factors: tuple[float, ...]
+    #: the fitted exponent of lr*(N) is clipped to this range
+    exponent_range: tuple[float, float]
 
 
-def budget_sizes(overrides: Sequence[dict], budget: float) -> list[float] | None:
-    """Explicit sizes configured for this budget in ``sweep.budget_sizes``, if any."""
-    for entry in overrides:
-        if math.isclose(float(entry["budget"]), budget, rel_tol=1e-9):
-            return list(entry["sizes"])
-    return None
+@dataclass(frozen=True)
+class Recipe:
+    """The sweep's policy, from the ``sweep:`` config section (schema: ``flops_fit/schemas``), in one
+    frozen object: the planner, the placer, the calibration and the recommender ask it instead of
+    each reading config keys, so a knob has one reader and one meaning."""
+
+    sizes_per_budget: int
+    window_span: float
+    tokens_per_param: float
+    placement: str
+    max_extensions: int
+    sizes_per_extension: int
+    #: explicit sizes per budget: (budget, sizes) pairs
+    budget_sizes: tuple[tuple[float, tuple], ...]
+    steps: int | None
+    batch_size: int | None
+    batch: BatchLaw
+    flops_per_token: str
+    lr: float
+    lr_exponent: float
+    lr_reference_params: float
+    lr_reference_size: float | None
+    lr_calibration: LrCalibration
+    warmup_tokens_per_param: float
+    max_warmup_fraction: float
+    seed: int
+    seed_replicates: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> Recipe:
+        """The recipe of a prepared config (defaults filled, schema-checked by :mod:`flops_fit.config`)."""
+        sweep = config["sweep"]
+        cal = sweep["lr_calibration"]
+        return cls(
+            sizes_per_budget=int(sweep["sizes_per_budget"]), window_span=float(sweep["window_span"]),
+            tokens_per_param=float(sweep["tokens_per_param"]), placement=sweep["placement"],
+            max_extensions=int(sweep["max_extensions"]), sizes_per_extension=int(sweep["sizes_per_extension"]),
+            budget_sizes=tuple((float(e["budget"]), tuple(e["sizes"])) for e in sweep["budget_sizes"]),
+            steps=sweep["steps"], batch_size=sweep["batch_size"],
+            batch=BatchLaw(**{k: (int if k == "min_samples" else float)(v) for k, v in sweep["batch"].items()}),
+            flops_per_token=sweep["flops_per_token"], lr=float(sweep["lr"]), lr_exponent=float(sweep["lr_exponent"]),
+            lr_reference_params=float(sweep["lr_reference_params"]), lr_reference_size=sweep["lr_reference_size"],
+            lr_calibration=LrCalibration(bool(cal["enabled"]), tuple(float(f) for f in cal["factors"]),
+                                         tuple(sorted(float(x) for x in cal["exponent_range"]))),
+            warmup_tokens_per_param=float(sweep["warmup_tokens_per_param"]),
+            max_warmup_fraction=float(sweep["max_warmup_fraction"]),
+            seed=int(sweep["seed"]), seed_replicates=int(sweep["seed_replicates"]),
+        )
+
+    def sizes_at(self, budget: float) -> list | None:
+        """Explicit sizes configured for this budget in ``sweep.budget_sizes``, if any."""
+        for given, sizes in self.budget_sizes:
+            if math.isclose(given, budget, rel_tol=1e-9):
+                return list(sizes)
+        return None
+
+    def expected_optimal_params(self, budget: float) -> float:
+        """The N a budget's first window is centred on when nothing is known yet (``tokens_per_param``)."""
+        return expected_optimal_params(budget, self.tokens_per_param)
+
+    def learning_rate(self, params: int, reference_params: float) -> float:
+        """The configured lr rule (before any calibration): lr · (N / N_ref)^lr_exponent."""
+        return learning_rate(params, reference_params, self.lr, self.lr_exponent)
+
+    def batch_plan(
+        self, params: int, budget: float, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
+    ) -> tuple[int, int, str]:
+        """(batch in samples, steps, rule) of one run; precedence: a user DataLoader's batch,
+        ``sweep.batch_size``, ``sweep.steps``, then the batch law (``sweep.batch``).
+
+        The batch law is never rounded down to nothing: it keeps at least ``batch.min_samples``
+        samples, and the rule text says so when that floor binds (the planner warns about it).
+        """
+        if fixed_batch or self.batch_size:
+            batch, steps = batch_and_steps(tokens, tokens_per_sample, None, fixed_batch or self.batch_size)
+            return batch, steps, "fixed batch"
+        if self.steps:
+            batch, steps = batch_and_steps(tokens, tokens_per_sample, self.steps, None)
+            return batch, steps, "fixed steps"
+        law = self.batch.tokens_at(params, budget) / tokens_per_sample
+        floor = self.batch.min_samples
+        batch = max(floor, round(law))
+        steps = max(1, round(tokens / tokens_per_sample / batch))
+        return batch, steps, "batch law" if law >= floor - 0.5 else f"batch law floored at {floor} samples"
+
+    def warmup_steps(self, params: int, tokens_per_step: int, steps: int) -> int:
+        """Warmup of about ``warmup_tokens_per_param``·N tokens (Porian et al.; OLMo), capped to
+        ``max_warmup_fraction`` of the run: a long warmup biases small models (Porian: part of why
+        Kaplan's exponent came out at 0.73)."""
+        wanted = math.ceil(self.warmup_tokens_per_param * params / tokens_per_step)
+        return max(0, min(wanted, math.floor(self.max_warmup_fraction * steps)))

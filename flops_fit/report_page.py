@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from flops_fit.fitting.records import ScalingFit, read_fit
+from flops_fit.fitting.records import ScalingFit
 from flops_fit.fitting.summary import backtest_line, summary_rows
-from flops_fit.io import write_text, write_tsv
 from flops_fit.paths import run_file
-from flops_fit.recommend import lines, no_recommendation, read_recommendations
+from flops_fit.recommend import lines, no_recommendation
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
 RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
@@ -43,6 +42,26 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
         metrics = json.loads(path.read_text()) if path.exists() else {"status": "missing"}
         outcomes.append({key: metrics.get(key) for key in ("status", "eval_loss", "wall_time_s", "reason")})
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(outcomes)], axis=1)
+
+
+def retried_runs(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
+    """Runs that diverged at least once: every attempt's lr and outcome, and the status that counts.
+
+    A run retried to success is in the fit at a lower lr than planned; one still diverged is a hole
+    in its IsoFLOP profile. Both belong on the page, not only in the logs.
+    """
+    rows = []
+    for run_id in runs["run_id"]:
+        path = run_file(runs_dir, run_id)
+        attempts = (json.loads(path.read_text()).get("attempts") or []) if path.exists() else []
+        if len(attempts) > 1 or any(a["status"] == "diverged" for a in attempts):
+            rows.append({
+                "run_id": run_id,
+                "status": attempts[-1]["status"] if attempts[-1]["status"] == "diverged" else "retried",
+                "lrs": " → ".join(f"{a['lr']:.3g} ({a['status']})" for a in attempts),
+                "reason": next((a["reason"] for a in reversed(attempts) if a["reason"]), None),
+            })
+    return pd.DataFrame(rows, columns=["run_id", "status", "lrs", "reason"])
 
 
 #: the recommendation columns shown on the page (the TSV has them all)
@@ -87,7 +106,8 @@ def recipe_notes(calibration: dict | None, fit: ScalingFit) -> list[str]:
 
 
 def summary_page(
-    fit: ScalingFit, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None
+    fit: ScalingFit, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None,
+    retried: pd.DataFrame | None = None,
 ) -> str:
     """The page's HTML: recommendations, backtest, warnings, recipe, fit summary (with intervals), runs."""
     summary = pd.DataFrame(
@@ -113,22 +133,12 @@ def summary_page(
 {_notes(recipe_notes(calibration, fit), "decision")}
 <h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>
 {_table(summary)}
+<h2>Diverged runs: retried at a lower lr, or still diverged ({0 if retried is None else len(retried)})</h2>
+{_table(retried) if retried is not None and len(retried) else "<p>none</p>"}
 <h2>Runs</h2>
 {_table(outcomes[[c for c in RUN_COLUMNS if c in outcomes.columns]])}
 </body></html>
 """
-
-
-def write_summary(
-    fit_json: str | Path, recommendations_tsv: str | Path, runs: pd.DataFrame, runs_dir: str | Path,
-    page_path: str | Path, runs_out: str | Path, calibration_json: str | Path | None = None,
-) -> None:
-    """Write the summary page and the runs-with-outcomes table (both atomically)."""
-    fit = read_fit(fit_json)
-    calibration = json.loads(Path(calibration_json).read_text()) if calibration_json else None
-    outcomes = run_outcomes(runs, runs_dir)
-    write_tsv(outcomes, runs_out)
-    write_text(summary_page(fit, read_recommendations(recommendations_tsv), outcomes, calibration), page_path)
 
 
 #: the verification columns shown on its page (the TSV has them all)

@@ -2,7 +2,10 @@
 
 It runs :func:`flops_fit.pipeline.train_step` (the user's model, data and loss built from the
 validated config, then the training engine :mod:`flops_fit.training`) and adds only the process
-concerns: arguments, logging to a file, and the exit status. Under ``torchrun`` (several processes per run)
+concerns: arguments, logging to a file, and the exit status: 0 for a finished run (diverged
+included), and :data:`~flops_fit.training.stopping.EXIT_RETRY` (75) for a run stopped by
+SIGTERM/SIGUSR1 after writing its checkpoint, a failed job that Snakemake's ``retries`` reruns from
+that checkpoint. Under ``torchrun`` (several processes per run)
 rank 0 alone writes the log file; the other ranks print only warnings and errors.
 """
 
@@ -36,16 +39,22 @@ def main(args: argparse.Namespace) -> int:
     from flops_fit.logs import setup
     from flops_fit.pipeline import train_step
     from flops_fit.training.distributed import launched
+    from flops_fit.training.stopping import EXIT_RETRY, Interrupted
 
     ranks = launched()
     setup(args.log_file if ranks.is_main else None).setLevel(logging.INFO if ranks.is_main else logging.WARNING)
     log = logging.getLogger("flops_fit.training")
     threads = max(1, args.threads // ranks.world_size) if args.threads else None
-    metrics = train_step(
-        args.config, args.runs, args.run_id,
-        run_dir=args.out_dir or Results().run_dir(args.run_id),
-        checkpoint_dir=args.checkpoint_dir or Results().checkpoint_dir(args.run_id),
-        threads=threads, log=log,
-    )
+    try:
+        metrics = train_step(
+            args.config, args.runs, args.run_id,
+            run_dir=args.out_dir or Results().run_dir(args.run_id),
+            checkpoint_dir=args.checkpoint_dir or Results().checkpoint_dir(args.run_id),
+            threads=threads, log=log,
+        )
+    except Interrupted as stop:
+        if ranks.is_main:
+            log.warning("%s; exiting with status %d so that the job is retried", stop, EXIT_RETRY)
+        return EXIT_RETRY
     log.info("wrote metrics for %s: %s", metrics["run_id"], metrics["status"])
     return 0  # a diverged run is a result (the fit drops it with a warning), not a failed job

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -294,3 +295,54 @@ def test_gpu_flags_grouping_failures_and_retries(slurm_cluster, tmp_path: Path) 
     submit = next(line for line in log.splitlines() if f"--comment {tiny[0]} " in line)
     assert f" -t {4 * runtime} --mem 4000 " in submit, submit
     assert all((tmp_path / f"out/tiny_{i}.txt").exists() for i in range(4))
+
+
+def _text(path: Path) -> str:
+    """The file's text, or "" while it does not exist (Snakemake removes a job's log before it starts)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.slurm
+def test_a_time_limit_signal_is_retried_and_resumes_where_it_stopped(slurm_cluster, tmp_path: Path) -> None:
+    """The profile asks SLURM for SIGTERM before the time limit (--signal=TERM@N, sent to the job's steps,
+    not its batch shell); ``scancel --signal=TERM`` delivers the same signal the same way, mid-run. The
+    training process checkpoints and exits 75, the profile's retries resubmit the job, and the rerun
+    starts at the step that was interrupted: the run's result is that of an uninterrupted run."""
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["budgets"], config["target_budgets"] = [1e11], [1e12]  # runs long enough to signal mid-run
+    config["sweep"].update(steps=4000, lr_calibration={"enabled": False})
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    placed = _snakemake(tmp_path, "--cores", "1", "--workflow-profile", "none", "results/plan/waves/0.tsv",
+                        timeout_s=SNAKEMAKE_TIMEOUT_S)
+    assert placed.returncode == 0, placed.stdout[-3000:]
+    runs = pd.read_csv(tmp_path / "results/plan/waves/0.tsv", sep="\t")
+    run_id = str(runs.loc[runs["tokens"].idxmax(), "run_id"])  # the longest run
+    target = f"results/runs/{run_id}/metrics.json"
+    cmd = ["timeout", "-k", "10", str(SNAKEMAKE_TIMEOUT_S), sys.executable, "-m", "snakemake",
+           "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(tmp_path),
+           "--profile", str(SLURM_PROFILE), *FAST_POLLING, "--verbose", target]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "logs" / "train" / f"{run_id}.log"
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=300)
+    while " INFO step " not in _text(log):
+        assert proc.poll() is None and datetime.datetime.now() < deadline, "the train job never started training"
+        time.sleep(0.05)
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True, check=True).stdout
+    job_id = next(line.split()[0] for line in jobs.splitlines() if line.endswith(f"rule_train_wildcards_{run_id}"))
+    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
+    out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT_S)
+    assert proc.returncode == 0, out[-6000:]
+    assert "--signal=TERM@120" in next(line for line in out.splitlines() if "sbatch call:" in line)
+
+    jobs = _submitted_jobs(out)
+    assert jobs["state"].tolist() == ["FAILED", "COMPLETED"], jobs  # stopped, then the profile's retry
+    first = (tmp_path / "logs/slurm/rule_train" / run_id / f"{jobs['job_id'].iloc[0]}.log").read_text()
+    stopped = int(first.split("stopped after step ", 1)[1].split("/", 1)[0])
+    assert "exiting with status 75" in first
+    metrics = _metrics(tmp_path, run_id)
+    assert metrics["status"] == "ok" and metrics["resumed_from_step"] == stopped  # no step lost
+    assert 0 < stopped < metrics["steps"] == metrics["planned_steps"]

@@ -1,7 +1,12 @@
-"""Resumable checkpoints: written atomically, loaded with ``weights_only=True``.
+"""Resumable checkpoints: written atomically, loaded with ``weights_only=True``, never a dead end.
 
 They live outside the run's declared outputs because Snakemake deletes declared outputs before it
 retries a job; a preempted or killed run then resumes where its last checkpoint left it.
+
+A checkpoint that cannot be read (truncated by a full disk, half-synced on a shared filesystem) or
+that belongs to another plan of the run is renamed aside (``checkpoint.pt.unreadable`` /
+``checkpoint.pt.mismatched``), not deleted and not retried forever: the run starts over, and the
+file stays for a post-mortem.
 """
 
 from __future__ import annotations
@@ -15,6 +20,16 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: bumped when the saved state changes shape; a checkpoint of another format is set aside as mismatched
+FORMAT = 2
+
+
+class UnusableCheckpoint(Exception):
+    """A checkpoint that exists but cannot be resumed; ``kind`` names the suffix it is set aside with."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind  #: "unreadable" or "mismatched"
 
 
 def rng_state() -> dict[str, Any]:
@@ -49,25 +64,50 @@ def _tuples(value: Any) -> Any:
 
 
 def save_checkpoint(checkpoint_dir: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``checkpoint_dir/checkpoint.pt`` atomically (temp file + rename)."""
+    """Write ``state`` (stamped with :data:`FORMAT`) to ``checkpoint_dir/checkpoint.pt`` atomically (temp file + rename)."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / CHECKPOINT_NAME
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
+    torch.save({**state, "format": FORMAT}, tmp)
     os.replace(tmp, path)
     return path
 
 
-def load_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
-    """The saved state, or None when there is none."""
+def load_checkpoint(checkpoint_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state of the run with ``fingerprint``; None when there is no checkpoint.
+
+    Raises :class:`UnusableCheckpoint` when the file cannot be read (any error of ``torch.load``:
+    a truncated zip gives ``OSError``/``RuntimeError``, garbage an ``UnpicklingError``), is of
+    another format, or belongs to another plan of the run (a re-planned run must start afresh).
+    """
     path = checkpoint_dir / CHECKPOINT_NAME
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever torch.load raises, the file is of no use
+        raise UnusableCheckpoint("unreadable", f"{type(error).__name__}: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format", 1) if isinstance(state, dict) else type(state).__name__
+        raise UnusableCheckpoint("mismatched", f"checkpoint format {found}, this version writes {FORMAT}")
+    if state.get("fingerprint") != fingerprint:
+        raise UnusableCheckpoint("mismatched", f"it belongs to another plan of this run ({state.get('fingerprint')})")
+    return state
+
+
+def set_aside(checkpoint_dir: Path, kind: str) -> Path:
+    """Rename the checkpoint to ``checkpoint.pt.<kind>`` (replacing an older one) so the run can start over."""
+    path = checkpoint_dir / CHECKPOINT_NAME
+    aside = path.with_name(f"{CHECKPOINT_NAME}.{kind}")
+    os.replace(path, aside)
+    return aside
 
 
 def remove_checkpoint(checkpoint_dir: Path) -> None:
-    """Delete the checkpoint and the temp files of writes that a kill interrupted, then the empty directory."""
+    """Delete the checkpoint and the temp files of writes that a kill interrupted, then the empty directory.
+
+    Set-aside files stay (and so does the directory): they are evidence for whoever looks into the fault.
+    """
     (checkpoint_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     for partial in checkpoint_dir.glob(Path(CHECKPOINT_NAME).stem + ".tmp*"):
         partial.unlink(missing_ok=True)

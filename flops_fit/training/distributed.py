@@ -77,11 +77,42 @@ class Ranks:
             dist.all_reduce(tensor)
         return tensor
 
+    def any_(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any rank: a collective that every rank calls at the same step.
+
+        It reduces over gloo on the CPU, so on CUDA it costs no device synchronisation (NCCL would
+        need the flag on the GPU and a host sync to read it back, every step).
+        """
+        if not self.distributed:
+            return flag
+        tensor = torch.tensor([int(flag)])
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_cpu_group())
+        return bool(tensor.item())
+
+    def barrier(self) -> None:
+        """Wait for every rank (e.g. until rank 0 has written a file the others depend on)."""
+        if self.distributed:
+            dist.barrier()
+
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         """``model`` in DDP (gradients averaged over ranks in backward); the model itself for one process."""
         if not self.distributed:
             return model
         return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+#: the gloo group of CPU-side decisions, per default group (a caller may destroy and re-create its group)
+_CPU_GROUPS: dict[int, Any] = {}
+
+
+def _cpu_group() -> Any:
+    """The default group when it runs gloo, else a gloo group over the same ranks, created on first use."""
+    if dist.get_backend() == "gloo":
+        return None
+    key = id(dist.group.WORLD)
+    if key not in _CPU_GROUPS:
+        _CPU_GROUPS[key] = dist.new_group(backend="gloo")
+    return _CPU_GROUPS[key]
 
 
 def launched() -> Ranks:

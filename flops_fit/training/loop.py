@@ -7,6 +7,14 @@ reached, so the run trains by token count and overshoots by less than one micro-
 
 Under ``torchrun`` the run is split over several processes (``distributed``): every global batch is
 shared among the ranks, the budget and the losses are global, and rank 0 alone writes files.
+
+Faults a cluster throws at a run, and what happens (``docs/training.md``, "Faults"):
+
+* a checkpoint that cannot be read, or of another plan, is set aside and the run starts over;
+* SIGTERM/SIGUSR1 (time limit, preemption) finishes the step in progress, writes a checkpoint and
+  raises :class:`~flops_fit.training.stopping.Interrupted`: the rerun resumes from that step;
+* a diverged run is retried from its initial weights at a lower lr (``divergence.retries``,
+  ``divergence.lr_factor``); every attempt is listed in ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +37,59 @@ from flops_fit.batch_format import BatchFormat
 from flops_fit.io import write_json, write_text
 from flops_fit.loss import AdaptedLoss
 from flops_fit.training.batches import BatchStream
-from flops_fit.training.checkpoint import load_checkpoint, remove_checkpoint, rng_state, save_checkpoint, set_rng_state
+from flops_fit.training.checkpoint import (
+    UnusableCheckpoint,
+    load_checkpoint,
+    remove_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_aside,
+    set_rng_state,
+)
 from flops_fit.training.device import DeviceSetup, setup_device
 from flops_fit.training.distributed import Ranks, local_rank, process_group
 from flops_fit.training.divergence import DivergenceMonitor
 from flops_fit.training.evaluation import evaluate
 from flops_fit.training.schedule import lr_at
+from flops_fit.training.stopping import Interrupted, StopRequests
 
 CURVE_COLUMNS = ("step", "tokens", "lr", "train_loss", "eval_loss")
-#: the run-table columns a checkpoint must agree on to be resumed (a re-planned run starts afresh)
-_FINGERPRINT = ("run_id", "steps", "batch_size", "tokens_per_sample", "lr", "warmup_steps", "seed")
 #: progress lines: every tenth of the run or this many seconds, whichever comes first
 _LOG_EVERY_S = 60.0
+
+
+@dataclass
+class CurveRow:
+    """One optimizer step, one line of ``curve.tsv`` (:data:`CURVE_COLUMNS`).
+
+    ``train_loss`` stays a device tensor until :meth:`_Trainer.flush` brings a batch of them to the
+    host at once (a host sync per step would stall a GPU); ``eval_loss`` is set on eval steps only.
+    """
+
+    step: int
+    tokens: int
+    lr: float
+    train_loss: float | torch.Tensor
+    eval_loss: float | None = None
+
+
+class Stopwatch:
+    """Charges wall time to named sections (train, eval, compile, checkpoint) lap by lap.
+
+    :meth:`lap` adds the time since the previous lap to ``totals[key]``. On CUDA it synchronises
+    first, so kernels still queued are charged to the section that launched them.
+    """
+
+    def __init__(self, totals: dict[str, float], cuda: bool) -> None:
+        self.totals, self.cuda = totals, cuda
+        self.since = time.monotonic()
+
+    def lap(self, key: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.monotonic()
+        self.totals[key] += now - self.since
+        self.since = now
 
 
 def build_optimizer(model: nn.Module, lr: float, options: dict, fused: bool) -> torch.optim.AdamW:
@@ -69,11 +119,11 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _curve_tsv(rows: list[list[Any]]) -> str:
+def _curve_tsv(rows: list[CurveRow]) -> str:
     def cell(v: Any) -> str:
         return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
 
-    return "\n".join(["\t".join(CURVE_COLUMNS), *("\t".join(cell(v) for v in r) for r in rows)]) + "\n"
+    return "\n".join(["\t".join(CURVE_COLUMNS), *("\t".join(cell(v) for v in astuple(r)) for r in rows)]) + "\n"
 
 
 def eval_steps(steps: int, points: int) -> set[int]:
@@ -82,36 +132,55 @@ def eval_steps(steps: int, points: int) -> set[int]:
     return {max(1, round(steps * i / points)) for i in range(1, points + 1)}
 
 
+def fingerprint(run: dict) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the whole planned ``run`` as given (the planned lr,
+    whatever attempt it is on). The pipeline gives the run's identity (``planning.run_identity``), so a
+    checkpoint is resumed exactly when the workflow and ``find_optimal`` call it the same run."""
+    return {k: _plain(v) for k, v in run.items()}
+
+
+class _Network:
+    """The model as one run trains it, built once per run and kept across retries.
+
+    DDP registers gradient hooks on the parameters and ``torch.compile`` caches its graphs, so
+    wrapping the same model again for a retry would reduce gradients twice and recompile.
+    """
+
+    def __init__(self, model: nn.Module, setup: DeviceSetup, ranks: Ranks, compile_: bool) -> None:
+        self.model = model.to(setup.device).train()
+        self.ddp = ranks.wrap(self.model, setup.device)  # the model itself for one process
+        self.forward = torch.compile(self.ddp) if compile_ else self.ddp
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+
+
 class _Trainer:
-    """State and steps of one run; :func:`run_training` drives it."""
+    """State and steps of one attempt at a run at peak lr ``lr``; :func:`run_training` drives it."""
 
     def __init__(
         self,
         run: dict,
-        model: nn.Module,
+        net: _Network,
+        lr: float,
         loss_fn: Callable,
         settings: dict,
         setup: DeviceSetup,
         ranks: Ranks,
+        timers: dict[str, float],
         log: logging.Logger,
     ) -> None:
-        self.run, self.loss_fn, self.settings, self.setup, self.log = run, loss_fn, settings, setup, log
-        self.ranks = ranks
+        self.run, self.net, self.lr, self.loss_fn, self.settings = run, net, lr, loss_fn, settings
+        self.setup, self.ranks, self.timers, self.log = setup, ranks, timers, log
         self.steps = int(run["steps"])
         self.step_tokens = int(run["batch_size"]) * int(run["tokens_per_sample"])
         lo, hi = ranks.bounds(int(run["batch_size"]))
         self.rank_tokens = (hi - lo) * int(run["tokens_per_sample"])  #: this rank's share of a map-style batch
-        self.model = model.to(setup.device).train()
-        self.ddp = ranks.wrap(self.model, setup.device)  # the model itself for one process
-        self.forward = torch.compile(self.ddp) if settings["compile"] else self.ddp
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.model, float(run["lr"]), settings["optimizer"], fused=setup.is_cuda)
+        self.optimizer = build_optimizer(net.model, lr, settings["optimizer"], fused=setup.is_cuda)
         self.monitor = DivergenceMonitor(
             settings["divergence"]["spike_factor"], settings["divergence"]["patience_steps"], int(run["warmup_steps"])
         )
         schedule = settings["schedule"]
         self.lr_kwargs = {
-            "peak_lr": float(run["lr"]),
+            "peak_lr": lr,
             "warmup_steps": int(run["warmup_steps"]),
             "total_steps": self.steps,
             "kind": schedule["kind"],
@@ -120,35 +189,35 @@ class _Trainer:
         }
         self.step = 0
         self.tokens = 0
-        self.curve: list[list[Any]] = []  # rows of CURVE_COLUMNS; train_loss may be a pending tensor
-        self.pending: list[int] = []  # curve rows whose loss is still on the device
-        self.timers = {"train": 0.0, "eval": 0.0, "compile": 0.0, "checkpoint": 0.0, "wall": 0.0}
-        self.reason: str | None = None
+        self.curve: list[CurveRow] = []
+        self.pending: list[CurveRow] = []  # rows whose train loss is still on the device
+        self.reason: str | None = None  #: why the attempt diverged, once it has
 
     # -- checkpoint -----------------------------------------------------------------------------------
-    def fingerprint(self) -> dict[str, Any]:
-        return {k: _plain(self.run[k]) for k in _FINGERPRINT}
-
-    def state_dict(self, position: int, wall: float) -> dict[str, Any]:
+    def state_dict(self, position: int, wall: float, attempts: list[dict]) -> dict[str, Any]:
+        """Everything a resume needs; plain containers only, so ``weights_only`` loading accepts it."""
         self.flush()
         return {
-            "fingerprint": self.fingerprint(),
+            "fingerprint": fingerprint(self.run),
+            "attempts": attempts,  # the finished (diverged) attempts before this one
+            "lr": self.lr,
             "step": self.step,
             "tokens": self.tokens,
             "position": position,
-            "model": self.model.state_dict(),
+            "model": self.net.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "monitor": self.monitor.state_dict(),
-            "curve": self.curve,
+            "curve": [list(astuple(r)) for r in self.curve],
             "timers": {**self.timers, "wall": self.timers["wall"] + wall},
             "rng": rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.net.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.monitor.load_state_dict(state["monitor"])
-        self.step, self.tokens, self.curve = int(state["step"]), int(state["tokens"]), list(state["curve"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.curve = [CurveRow(*row) for row in state["curve"]]
         self.timers.update(state["timers"])
 
     # -- steps ----------------------------------------------------------------------------------------
@@ -172,22 +241,22 @@ class _Trainer:
             n = self._global_tokens(n_rank, stream.whole_tokens, exact_batches)
             # gradients are reduced over ranks once per step, on its last micro-batch
             sync = self.tokens + n >= target or not self.ranks.distributed
-            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+            with contextlib.nullcontext() if sync else self.net.ddp.no_sync():
                 with self.setup.autocast():
-                    loss = self.loss_fn(self.forward(inputs), targets)
+                    loss = self.loss_fn(self.net.forward(inputs), targets)
                 share = n_rank * self.ranks.world_size
                 (loss if share == self.step_tokens else loss * (share / self.step_tokens)).backward()
             weighted = loss.detach() * n_rank if weighted is None else weighted + loss.detach() * n_rank
             step_tokens += n
             self.tokens += n
         if self.settings["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, float(self.settings["grad_clip"]))
+            torch.nn.utils.clip_grad_norm_(self.net.params, float(self.settings["grad_clip"]))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         step_loss = self.ranks.sum_(weighted.float()) / step_tokens  # the same value on every rank
-        self.curve.append([self.step, self.tokens, lr, step_loss, None])
-        self.pending.append(len(self.curve) - 1)
+        self.curve.append(CurveRow(self.step, self.tokens, lr, step_loss))
+        self.pending.append(self.curve[-1])
 
     def _global_tokens(self, n_rank: int, whole_tokens: int | None, exact_batches: bool) -> int:
         """Tokens of the whole micro-batch of which this rank holds ``n_rank``; refuses batches off the plan."""
@@ -211,21 +280,21 @@ class _Trainer:
         """Bring pending losses to the host (one sync) and check them for divergence."""
         if not self.pending:
             return
-        values = torch.stack([self.curve[i][3] for i in self.pending]).tolist()
-        for i, value in zip(self.pending, values):
-            self.curve[i][3] = value
+        values = torch.stack([row.train_loss for row in self.pending]).tolist()
+        for row, value in zip(self.pending, values):
+            row.train_loss = value
             if self.reason is None:
-                self.reason = self.monitor.update(self.curve[i][0], value)
+                self.reason = self.monitor.update(row.step, value)
         self.pending = []
 
     def evaluate(self, eval_data: Sequence[Any]) -> float:
-        loss = evaluate(self.model, eval_data, self.loss_fn, self.setup, self.ranks)
-        self.curve[-1][4] = loss
+        loss = evaluate(self.net.model, eval_data, self.loss_fn, self.setup, self.ranks)
+        self.curve[-1].eval_loss = loss
         return loss
 
     def final_train_loss(self) -> float | None:
         """Mean train loss of the last 5 % of steps (at least one), a less noisy number than the last batch."""
-        losses = [r[3] for r in self.curve if isinstance(r[3], float) and math.isfinite(r[3])]
+        losses = [r.train_loss for r in self.curve if isinstance(r.train_loss, float) and math.isfinite(r.train_loss)]
         if not losses:
             return None
         tail = losses[-max(1, len(losses) // 20) :]
@@ -251,41 +320,79 @@ def run_training(
     ``eval_data`` is a list of ``(inputs, targets)`` batches (:func:`flops_fit.heldout.eval_batches`).
     ``loss_fn`` is called through :class:`~flops_fit.loss.AdaptedLoss` in training and evaluation.
 
-    Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same planned run, saves there
-    every ``settings['checkpoint']`` steps/minutes, and deletes it once the metrics are written
-    (unless ``keep``). A diverged run stops early with ``status: "diverged"`` and its reason. The
-    caller seeds and builds the model; this function seeds the training RNGs with ``run['seed']``.
+    Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same planned run (an unusable
+    one is set aside), saves there every ``settings['checkpoint']`` steps/minutes, and deletes it
+    once the metrics are written (unless ``keep``). A diverged run is retried from its initial
+    weights at ``divergence.lr_factor`` x the lr, up to ``divergence.retries`` times (the pipeline
+    sets 0 for lr-calibration runs: their divergence is what calibration measures); if the last attempt diverges too it
+    ends with ``status: "diverged"`` and its reason. On SIGTERM/SIGUSR1 it checkpoints after the
+    current step and raises :class:`~flops_fit.training.stopping.Interrupted`. The caller seeds and
+    builds the model; this function seeds the training RNGs with ``run['seed']``.
 
     Started by ``torchrun`` with several processes, it joins their process group and trains the
     run with DDP (``flops_fit.training.distributed``): every rank returns the same losses and counts, rank 0
     alone writes the files and the checkpoints, which every rank loads on a resume.
     """
+    # 1. device, seeds, process group ---------------------------------------------------------------
     wall_start = time.monotonic()
     log = log or logging.getLogger("flops_fit.training")
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     setup = setup_device(settings["device"], settings["precision"], settings.get("threads"), local_rank())
     seed = int(run["seed"])
-    _seed_everything(seed)  # the same on every rank: one model, one data order
     ranks = process_group(setup.is_cuda)
-    trainer = _Trainer(run, model, AdaptedLoss(loss_fn, log), settings, setup, ranks, log)
-    state = _resume(trainer, checkpoint_dir)
-    resumed_from = trainer.step if state else None
+    loss_fn = AdaptedLoss(loss_fn, log)
     exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
-    stream = BatchStream(
-        train_data,
-        batch_size=int(run["batch_size"]),
-        seed=seed,
-        num_workers=int(settings["num_workers"]),
-        pin_memory=setup.is_cuda,
-        start=int(state["position"]) if state else 0,
-        ranks=ranks,
-        batch_format=batch_format,
-    )
-    if state is not None:
-        set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
-    status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start)
 
-    timers = trainer.timers
+    # 2. the network, and its initial weights for a retry from scratch -------------------------------
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    net = _Network(model, setup, ranks, settings["compile"])
+    timers = {"train": 0.0, "eval": 0.0, "compile": 0.0, "checkpoint": 0.0, "wall": 0.0}
+    divergence = settings["divergence"]
+    retries = int(divergence["retries"])
+
+    # 3. a checkpoint to resume from: its attempt, step, weights, data position and RNGs ------------
+    state = _read_checkpoint(checkpoint_dir, run, ranks, log)
+    attempts: list[dict[str, Any]] = list(state["attempts"]) if state else []
+
+    # 4. attempts: the planned lr, then lower ones while the run diverges ---------------------------
+    with StopRequests(log) as stops:
+        while True:
+            lr = float(run["lr"]) * float(divergence["lr_factor"]) ** len(attempts)
+            if attempts and state is None:
+                net.model.load_state_dict(initial)  # a retry starts from the same initial weights
+            _seed_everything(seed)  # the same on every rank: one model, one data order
+            trainer = _Trainer(run, net, lr, loss_fn, settings, setup, ranks, timers, log)
+            resumed_from = _restore(trainer, state, checkpoint_dir)
+            if state is not None and resumed_from is None:  # set aside: this attempt starts afresh
+                net.model.load_state_dict(initial)
+                trainer = _Trainer(run, net, lr, loss_fn, settings, setup, ranks, timers, log)
+            stream = BatchStream(
+                train_data,
+                batch_size=int(run["batch_size"]),
+                seed=seed,
+                num_workers=int(settings["num_workers"]),
+                pin_memory=setup.is_cuda,
+                start=int(state["position"]) if resumed_from is not None else 0,
+                ranks=ranks,
+                batch_format=batch_format,
+            )
+            if resumed_from is not None:
+                set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
+            state = None
+            status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start,
+                                       stops, attempts)
+            if status == "interrupted":
+                raise Interrupted(str(run["run_id"]), trainer.step, str(stops.received))
+            attempts.append({"lr": lr, "status": status, "reason": trainer.reason})
+            if status != "diverged" or len(attempts) > retries:
+                break
+            if ranks.is_main:
+                log.warning(
+                    "run %s: retrying from its initial weights at lr %.4g (attempt %d of %d)",
+                    run["run_id"], lr * float(divergence["lr_factor"]), len(attempts) + 1, retries + 1,
+                )
+
+    # 5. metrics and curve (rank 0), then the checkpoint goes ---------------------------------------
     wall = timers["wall"] + time.monotonic() - wall_start
     fpt = float(run["flops_per_token"])
     metrics = {
@@ -310,7 +417,9 @@ def run_training(
         "planned_flops": float(run["planned_flops"]),
         "flops_per_token": fpt,
         "flops_convention": _plain(run["flops_convention"]),
-        "lr": float(run["lr"]),
+        "lr": lr,
+        "planned_lr": float(run["lr"]),
+        "attempts": attempts,
         "batch_size": int(run["batch_size"]),
         "seed": seed,
         "eval_time_s": round(timers["eval"], 3),
@@ -332,21 +441,50 @@ def run_training(
     return metrics
 
 
-def _resume(trainer: _Trainer, checkpoint_dir: Path) -> dict[str, Any] | None:
-    """Load this run's checkpoint into ``trainer`` (every rank reads the one rank 0 wrote); its state or None."""
-    state = load_checkpoint(checkpoint_dir)
+def _read_checkpoint(checkpoint_dir: Path, run: dict, ranks: Ranks, log: logging.Logger) -> dict[str, Any] | None:
+    """This run's checkpoint (every rank reads the one rank 0 wrote), or None; an unusable one is set aside.
+
+    Whether to resume is decided collectively: if any rank cannot use the file, none does.
+    """
+    problem: UnusableCheckpoint | None = None
+    try:
+        state = load_checkpoint(checkpoint_dir, fingerprint(run))
+    except UnusableCheckpoint as error:
+        state, problem = None, error
+    if not ranks.any_(problem is not None):
+        return state
+    if ranks.is_main:
+        kind = problem.kind if problem else "unreadable"
+        aside = set_aside(checkpoint_dir, kind)
+        log.warning(
+            "checkpoint of run %s is %s (%s): moved it to %s; the run starts over",
+            run["run_id"], kind, problem or "another process could not read it", aside,
+        )
+    return None
+
+
+def _restore(trainer: _Trainer, state: dict[str, Any] | None, checkpoint_dir: Path) -> int | None:
+    """Load ``state`` into ``trainer``; the step it resumes from, or None when there is nothing to resume.
+
+    A checkpoint that unpickles but does not fit this model or optimizer (the code changed between
+    the runs) is set aside as mismatched and None returned: the caller starts the attempt afresh.
+    """
     if state is None:
         return None
-    if state["fingerprint"] != trainer.fingerprint():
-        if trainer.ranks.is_main:
-            trainer.log.warning(
-                "ignoring the checkpoint in %s: it belongs to a different plan of this run", checkpoint_dir
-            )
+    ranks, log = trainer.ranks, trainer.log
+    error: Exception | None = None
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        error = exc
+    if ranks.any_(error is not None):
+        if ranks.is_main:
+            aside = set_aside(checkpoint_dir, "mismatched")
+            log.warning("checkpoint does not fit this run (%s): moved it to %s; the run starts over", error, aside)
         return None
-    trainer.load_state_dict(state)
-    if trainer.ranks.is_main:
-        trainer.log.info("resumed from step %d", trainer.step)
-    return state
+    if ranks.is_main:
+        log.info("resumed from step %d (attempt %d, lr %.4g)", trainer.step, len(state["attempts"]) + 1, trainer.lr)
+    return trainer.step
 
 
 def _train(
@@ -356,72 +494,91 @@ def _train(
     eval_data: Sequence[Any],
     checkpoint_dir: Path,
     wall_start: float,
+    stops: StopRequests,
+    attempts: list[dict[str, Any]],
 ) -> tuple[str, float | None]:
-    """The step loop; returns (status, final eval loss). Timers exclude eval, checkpoints and compilation."""
-    settings, setup, log, steps = trainer.settings, trainer.setup, trainer.log, trainer.steps
+    """The step loop of one attempt; returns (status, final eval loss).
+
+    status is "ok", "diverged", or "interrupted" (a stop signal arrived; the checkpoint is written).
+    The train timer excludes eval, checkpoints and compilation.
+    """
+    settings, setup, log, steps, ranks = trainer.settings, trainer.setup, trainer.log, trainer.steps, trainer.ranks
     evals = eval_steps(steps, settings["eval"]["points"])
     every_steps = int(settings["checkpoint"]["every_steps"])
     every_s = float(settings["checkpoint"]["every_minutes"]) * 60.0
     sync_every = 16 if setup.is_cuda else 1  # a host sync per step costs GPU throughput, nothing on CPU
     log_every = max(1, steps // 10)
-    timers = trainer.timers
+    clock = Stopwatch(trainer.timers, setup.is_cuda)
     eval_loss: float | None = None
     first_step_compiles = bool(settings["compile"])
-    start_step, train_before = trainer.step, timers["train"]
+    start_step, train_before = trainer.step, trainer.timers["train"]
     last_log = last_ckpt = time.monotonic()
-    section = time.monotonic()
 
-    def lap(key: str) -> None:
-        nonlocal section
-        if setup.is_cuda:
-            torch.cuda.synchronize()
-        now = time.monotonic()
-        timers[key] += now - section
-        section = now
+    def checkpoint() -> None:
+        """Rank 0 writes the state after the current step (the other ranks' state is the same)."""
+        if ranks.is_main:
+            clock.lap("train")
+            save_checkpoint(checkpoint_dir, trainer.state_dict(stream.position, time.monotonic() - wall_start, attempts))
+            clock.lap("checkpoint")
 
-    main, stop = trainer.ranks.is_main, False
-    while trainer.step < steps and not stop:
+    while trainer.step < steps:
+        # 1. one optimizer step (the first one of a compiled model includes the compilation)
         trainer.train_step(stream, exact_batches)
         step = trainer.step
         if first_step_compiles:
-            lap("compile")  # the first step of a compiled model includes the compilation
+            clock.lap("compile")
             first_step_compiles = False
+
+        # 2. divergence: decided only at sync points, the same on every rank (rank 0's log and
+        #    checkpoint flushes can see a divergence sooner; stopping then would leave the others waiting)
         if step % sync_every == 0 or step in evals or step == steps:
             trainer.flush()
-            # decided only at these steps, the same on every rank (rank 0's log and checkpoint flushes
-            # can see a divergence sooner; stopping then would leave the other ranks waiting)
-            stop = trainer.reason is not None
-        if stop:
-            break
+            if trainer.reason is not None:
+                break
+
+        # 3. a stop signal on any rank: every rank stops after this same step, rank 0 checkpoints
+        if step < steps and ranks.any_(stops.received is not None):
+            checkpoint()
+            ranks.barrier()  # no rank exits (and makes torchrun stop the others) before the file is written
+            if ranks.is_main:
+                log.warning("stopped after step %d/%d: checkpoint written; rerun the job to resume", step, steps)
+            return "interrupted", None
+
+        # 4. held-out loss at the eval points
         if step in evals:
-            lap("train")
+            clock.lap("train")
             eval_loss = trainer.evaluate(eval_data)
-            lap("eval")
+            clock.lap("eval")
+
+        # 5. progress log (rank 0)
         now = time.monotonic()
-        if main and (step % log_every == 0 or step == start_step + 1 or now - last_log > _LOG_EVERY_S):
+        if ranks.is_main and (step % log_every == 0 or step == start_step + 1 or now - last_log > _LOG_EVERY_S):
             trainer.flush()
-            lap("train")
+            clock.lap("train")
             done = step - start_step
-            rate = (trainer.tokens - start_step * trainer.step_tokens) / max(timers["train"] - train_before, 1e-9)
+            rate = (trainer.tokens - start_step * trainer.step_tokens) / max(trainer.timers["train"] - train_before, 1e-9)
             eta = (steps - step) * trainer.step_tokens / max(rate, 1e-9) if done else float("nan")
+            row = trainer.curve[-1]
             log.info(
                 "step %d/%d loss %.4f lr %.3g %.0f tok/s ETA %.0fs%s",
-                step, steps, trainer.curve[-1][3], trainer.curve[-1][2], rate, eta,
-                "" if trainer.curve[-1][4] is None else f" eval {trainer.curve[-1][4]:.4f}",
+                step, steps, row.train_loss, row.lr, rate, eta,
+                "" if row.eval_loss is None else f" eval {row.eval_loss:.4f}",
             )
             last_log = now
+
+        # 6. periodic checkpoint (not after the last step: the metrics are about to be written)
         due = (every_steps > 0 and step % every_steps == 0) or (every_s > 0 and now - last_ckpt >= every_s)
-        if due and step < steps and main:
-            lap("train")
-            save_checkpoint(checkpoint_dir, trainer.state_dict(stream.position, time.monotonic() - wall_start))
-            lap("checkpoint")
+        if due and step < steps:
+            checkpoint()
             last_ckpt = time.monotonic()
+
+    # 7. the outcome of the attempt
     trainer.flush()
-    lap("train")
+    clock.lap("train")
     if trainer.reason is None and eval_loss is not None and not math.isfinite(eval_loss):
         trainer.reason = f"non-finite eval loss ({eval_loss}) at step {trainer.step}"
     if trainer.reason is not None:
-        if main:
-            log.warning("run %s diverged: %s", trainer.run["run_id"], trainer.reason)
+        if ranks.is_main:
+            log.warning("run %s diverged at lr %.4g: %s", trainer.run["run_id"], trainer.lr, trainer.reason)
         return "diverged", None
     return "ok", eval_loss
