@@ -29,7 +29,8 @@ import yaml
 from flops_fit import pipeline, planning
 from flops_fit.api import find_optimal
 from flops_fit.config import prepare_config
-from flops_fit.fitting import fit_table
+from flops_fit.fitting import ScalingFit, fit_table
+from flops_fit.paths import Results
 from flops_fit.validation import build_objects
 
 #: version 1's default sweep section (config/config.yaml before adaptive placement)
@@ -46,14 +47,14 @@ V1_SWEEP = {
 LR_FACTORS = (0.5, 2.0)
 
 
-def summary(name: str, fit: dict) -> dict:
-    iso = fit["isoflop"]
-    optima = {round(r["C"], -9): r["N_opt"] for r in iso["per_budget"]}
-    return {"recipe": name, "a": iso.get("a"), "a_ci": iso.get("ci", {}).get("a"),
-            "interior": sum(r["interior"] for r in iso["per_budget"]), **{f"N*@{c:.2g}": n for c, n in optima.items()}}
+def summary(name: str, fit: ScalingFit) -> dict:
+    iso = fit.isoflop
+    optima = {round(e.C, -9): e.N_opt for e in iso.per_budget}
+    return {"recipe": name, "a": iso.a, "a_ci": iso.ci.get("a"),
+            "interior": sum(e.interior for e in iso.per_budget), **{f"N*@{c:.2g}": n for c, n in optima.items()}}
 
 
-def run_v1(config: dict, out: Path) -> dict:
+def run_v1(config: dict, out: Path) -> ScalingFit:
     model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
     m = config["model"]
     result = find_optimal(
@@ -67,22 +68,14 @@ def run_v1(config: dict, out: Path) -> dict:
 
 def train_variant(config: dict, run: dict, out: str) -> float | None:
     """Train one lr variant of a planned run in this process (one thread); its eval loss."""
-    import torch
-
-    from flops_fit.training import run_training
-
-    torch.set_num_threads(1)
-    run_dir = Path(out) / "runs" / run["run_id"]
-    if not (run_dir / "metrics.json").exists():
-        model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
-        job = pipeline.training_job(config, run, model_cls, dataset, eval_dataset, loss_fn)
-        run_training(run, model=job["model"], train_data=job["train_data"], eval_data=job["eval_data"],
-                     loss_fn=job["loss_fn"], settings=job["settings"], out_dir=run_dir,
-                     checkpoint_dir=Path(out) / "checkpoints" / run["run_id"], batch_format=job["batch_format"])
-    return json.loads((run_dir / "metrics.json").read_text()).get("eval_loss")
+    results = Results(Path(out))
+    if not results.metrics(run["run_id"]).exists():
+        pipeline.train_run(config, run, build_objects(config), results.run_dir(run["run_id"]),
+                           results.checkpoint_dir(run["run_id"]), threads=1)
+    return json.loads(results.metrics(run["run_id"]).read_text()).get("eval_loss")
 
 
-def run_brute(config: dict, default_results: Path, out: Path, workers: int) -> dict:
+def run_brute(config: dict, default_results: Path, out: Path, workers: int) -> ScalingFit:
     """Each calibrated run at 0.5x and 2x its lr (``workers`` processes); the best of the three per run."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -127,7 +120,7 @@ def main() -> None:
         rows.append(summary("v1 (fixed steps, assumed lr)", run_v1(config, args.out / "v1")))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    a_brute = brute["isoflop"]["a"]
+    a_brute = brute.isoflop.a
     for row in rows:
         if row["a"] is not None and a_brute is not None:
             print(f"{row['recipe']}: a - a_brute = {row['a'] - a_brute:+.3f}")

@@ -201,7 +201,7 @@ def find_optimal(
             write_json(law, out.calibration_law)
             # 2. the budgets in waves, each placed from the finished runs before it
             table = planning.as_table([])
-            for wave in range(placement.wave_count(config)):
+            for wave in range(placement.wave_count(ctx.recipe, len(config["budgets"]))):
                 losses = pipeline.read_losses(table, out.runs_dir)
                 table, notes = pipeline.place_wave(config, ctx, law, table, losses, wave)
                 write_tsv(table, out.wave(wave))
@@ -213,7 +213,7 @@ def find_optimal(
         finally:  # also when a run fails: the bar's line ends before the traceback
             tracker.close()
     write_tsv(table, out.runs_table)
-    warnings += _logged(placement.unbracketed(config, table, pipeline.read_losses(table, out.runs_dir)))
+    warnings += _logged(placement.unbracketed(config["budgets"], table, pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot
     result, fitted = pipeline.fit_runs(config, table, out.runs_dir)
     write_tsv(fitted, out.fitted_runs)
@@ -238,7 +238,7 @@ def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: ScalingFit,
     notes = verification.nothing_to_verify(fit, budgets)
     plan = planning.as_table([])
     if not notes:
-        plan, notes = verification.plan_verification(config, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch,
+        plan, notes = verification.plan_verification(ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch,
                                                      pipeline.lr_function(config, ctx, law), recommendations, budgets)
     write_tsv(plan, out.verify_plan)
     with visible_info(log) if progress else nullcontext():

@@ -20,14 +20,13 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.planning import SizeCatalog, as_size, as_table, plan_row, reference_params
-from flops_fit.recipe import learning_rate
+from flops_fit.recipe import Recipe
 
 
-def lr_rule(config: dict, catalog: SizeCatalog) -> Callable[[int], float]:
+def lr_rule(recipe: Recipe, catalog: SizeCatalog) -> Callable[[int], float]:
     """The configured lr rule lr · (N / N_ref)^exponent, as a function of N."""
-    sweep = config["sweep"]
-    n_ref = reference_params(config, catalog)
-    return lambda params: learning_rate(params, n_ref, sweep["lr"], sweep["lr_exponent"])
+    n_ref = reference_params(recipe, catalog)
+    return lambda params: recipe.learning_rate(params, n_ref)
 
 
 def calibration_sizes(window: list) -> list:
@@ -38,18 +37,17 @@ def calibration_sizes(window: list) -> list:
 
 
 def plan_calibration(
-    config: dict, catalog: SizeCatalog, window: list, fixed_batch: int | None = None
+    recipe: Recipe, budget: float, catalog: SizeCatalog, window: list, fixed_batch: int | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The calibration runs: three sizes of the smallest budget's window × each lr factor."""
-    budget = min(float(b) for b in config["budgets"])
-    rule = lr_rule(config, catalog)
+    """The calibration runs at ``budget`` (the smallest): three sizes of its window × each lr factor."""
+    rule = lr_rule(recipe, catalog)
     ordered = sorted((as_size(s) for s in window), key=lambda s: catalog.info(s).params)
     rows, notes = [], []
     for size in calibration_sizes(ordered):
         info = catalog.info(size)
-        for factor in config["sweep"]["lr_calibration"]["factors"]:
+        for factor in recipe.lr_calibration.factors:
             row, more = plan_row(
-                config, budget, size, info, catalog.tokens_per_sample, rule(info.params) * factor,
+                recipe, catalog.size_param, budget, size, info, catalog.tokens_per_sample, rule(info.params) * factor,
                 fixed_batch=fixed_batch, role="calibration", suffix=f"_lrx{factor:g}",
             )
             rows.append(row)
@@ -77,7 +75,7 @@ def best_lr(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, bool]:
     return float(math.exp(np.clip(vertex, xs[0], xs[-1]))), False
 
 
-def fit_lr_law(table: pd.DataFrame, losses: dict[str, float], exponent_range: list[float]) -> dict:
+def fit_lr_law(table: pd.DataFrame, losses: dict[str, float], exponent_range: tuple[float, float]) -> dict:
     """lr*(N) = coefficient · N^exponent from the calibration runs; JSON-ready, with warnings."""
     per_size, warnings = [], []
     for size, rows in table.groupby("size", sort=False):

@@ -20,12 +20,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, heldout, placement, planning, recipe, recommend, smoke, verify
+from flops_fit import calibration, heldout, placement, planning, recommend, smoke, verify
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
 from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
+from flops_fit.recipe import Recipe
 from flops_fit.model_contract import instantiate
 from flops_fit.validation import build_objects, validate_config
 
@@ -46,8 +47,9 @@ def read_validated(path: str | Path) -> dict:
 # --------------------------------------------------------------------------------------------- plan
 @dataclass
 class PlanContext:
-    """What planning needs from the user's objects: the sizes, the data's shape and its batch."""
+    """What planning needs: the recipe, and from the user's objects the sizes, the data's shape and its batch."""
 
+    recipe: Recipe
     catalog: planning.SizeCatalog
     tokens_per_sample: int
     fixed_batch: int | None
@@ -70,10 +72,9 @@ def plan_context(config: dict, model_cls: type, dataset: Any, eval_dataset: Any)
                 "be planned to a token budget. Give a DataLoader with batch_size=..., or the Dataset itself."
             )
         fixed_batch = dataset.batch_size
-    catalog = planning.SizeCatalog(
-        model_cls, config["model"], config["sweep"]["flops_per_token"], example_inputs[:1], tokens_per_sample
-    )
-    return PlanContext(catalog, tokens_per_sample, fixed_batch, train_data, (example_inputs, example_targets))
+    recipe = Recipe.from_config(config)
+    catalog = planning.SizeCatalog(model_cls, config["model"], recipe.flops_per_token, example_inputs[:1], tokens_per_sample)
+    return PlanContext(recipe, catalog, tokens_per_sample, fixed_batch, train_data, (example_inputs, example_targets))
 
 
 def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
@@ -91,9 +92,10 @@ def read_losses(table: pd.DataFrame, runs_dir: str | Path) -> dict[str, float]:
 
 def first_window(config: dict, ctx: PlanContext) -> tuple[list, list[str]]:
     """The smallest budget's first window (from ``sweep.tokens_per_param``), as placement would choose it."""
-    placer = placement.Placer(config, ctx.catalog, calibration.lr_rule(config, ctx.catalog), ctx.fixed_batch)
+    placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, calibration.lr_rule(ctx.recipe, ctx.catalog),
+                              ctx.fixed_batch)
     budget = min(float(b) for b in config["budgets"])
-    return placer.window(budget, recipe.expected_optimal_params(budget, config["sweep"]["tokens_per_param"]))
+    return placer.window(budget, ctx.recipe.expected_optimal_params(budget))
 
 
 def smoke_check(config: dict, ctx: PlanContext, loss_fn: Any) -> list[str]:
@@ -108,10 +110,11 @@ def smoke_check(config: dict, ctx: PlanContext, loss_fn: Any) -> list[str]:
 
 def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list[str]]:
     """The lr-calibration runs at the smallest budget (an empty table when calibration is off)."""
-    if not config["sweep"]["lr_calibration"]["enabled"]:
+    if not ctx.recipe.lr_calibration.enabled:
         return planning.as_table([]), []
     window, notes = first_window(config, ctx)
-    table, more = calibration.plan_calibration(config, ctx.catalog, window, ctx.fixed_batch)
+    budget = min(float(b) for b in config["budgets"])
+    table, more = calibration.plan_calibration(ctx.recipe, budget, ctx.catalog, window, ctx.fixed_batch)
     return table, notes + more + _repetition_warnings(table, ctx.train_data)
 
 
@@ -119,20 +122,21 @@ def calibrate(config: dict, table: pd.DataFrame, losses: dict[str, float]) -> di
     """lr*(N) fitted from the calibration runs (``{"enabled": False}`` when calibration is off)."""
     if not len(table):
         return {"enabled": False}
-    law = calibration.fit_lr_law(table, losses, config["sweep"]["lr_calibration"]["exponent_range"])
+    law = calibration.fit_lr_law(table, losses, Recipe.from_config(config).lr_calibration.exponent_range)
     return {"enabled": True, **law}
 
 
 def lr_function(config: dict, ctx: PlanContext, law: dict) -> Callable[[int], float]:
     """The lr of every sweep run: the calibrated law when there is one, else the configured rule."""
-    return calibration.law_lr(law) if law.get("enabled") else calibration.lr_rule(config, ctx.catalog)
+    return calibration.law_lr(law) if law.get("enabled") else calibration.lr_rule(ctx.recipe, ctx.catalog)
 
 
 def place_wave(
     config: dict, ctx: PlanContext, law: dict, table: pd.DataFrame, losses: dict[str, float], wave: int
 ) -> tuple[pd.DataFrame, list[str]]:
     """The runs table after ``wave``: ``table`` plus the runs placed in this wave (see flops_fit.placement)."""
-    placer = placement.Placer(config, ctx.catalog, lr_function(config, ctx, law), ctx.fixed_batch)
+    placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, lr_function(config, ctx, law),
+                              ctx.fixed_batch)
     rows, notes = placer.next_wave(table, losses, wave)
     new = planning.as_table(rows)
     if len(table):
@@ -191,7 +195,7 @@ def plan_step(
     """The plan rule: every planned run (the last wave's table), and which budgets stayed unbracketed."""
     table = planning.read_runs_table(wave_path)
     write_tsv(table, out_path)
-    return table, placement.unbracketed(config, table, read_losses(table, runs_dir))
+    return table, placement.unbracketed(config["budgets"], table, read_losses(table, runs_dir))
 
 
 def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
@@ -222,18 +226,24 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
     train_data, eval_data = heldout.split_train_eval(dataset, eval_dataset, samples, batch_format)
     torch.manual_seed(int(run["seed"]))  # same seed, same initial weights, in any process
     model = instantiate(model_cls, run["size_param"], run["size"], config["model"]["kwargs"], device="cpu")
-    settings = config["training"]
-    if run.get("role") == "calibration":  # its divergence is what the calibration measures: never retried
-        settings = {**settings, "divergence": {**settings["divergence"], "retries": 0}}
     return {
         "run": planning.run_identity(run),
         "model": model,
         "train_data": train_data,
         "eval_data": eval_data,
         "loss_fn": loss_fn,
-        "settings": settings,
+        "settings": training_settings(config, run),
         "batch_format": batch_format,
     }
+
+
+def training_settings(config: dict, run: dict) -> dict:
+    """The ``training`` config of one run: an lr-calibration run is never retried at a lower lr (its
+    divergence is what the calibration measures, and a retry's loss would be credited to the planned lr)."""
+    settings = config["training"]
+    if run.get("role") == "calibration":
+        settings = {**settings, "divergence": {**settings["divergence"], "retries": 0}}
+    return settings
 
 
 def train_run(
@@ -383,7 +393,7 @@ def verify_plan_step(
         ctx = plan_context(config, model_cls, dataset, eval_dataset)
         law = json.loads(Path(law_json).read_text())
         table, notes = verify.plan_verification(
-            config, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch, lr_function(config, ctx, law),
+            ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch, lr_function(config, ctx, law),
             recommend.read_recommendations(recommendations_tsv), budgets,
         )
     write_tsv(table, out_path)

@@ -27,21 +27,21 @@ import numpy as np
 import pandas as pd
 
 from flops_fit import recipe
+from flops_fit.recipe import Recipe
 from flops_fit.planning import SizeCatalog, as_size, plan_row
 
 #: the next rows to train and the notes (warnings) about them
 Wave = tuple[list[dict], list[str]]
 
 
-def wave_count(config: dict) -> int:
+def wave_count(recipe: Recipe, n_budgets: int) -> int:
     """How many placement waves the workflow declares: enough for every budget to use every extension.
 
     Waves after the last one that places anything are empty (cheap) jobs.
     """
-    sweep = config["sweep"]
-    if sweep["placement"] == "fixed":
+    if recipe.placement == "fixed":
         return 1
-    return len(config["budgets"]) * (1 + sweep["max_extensions"]) + (1 if sweep["seed_replicates"] else 0)
+    return n_budgets * (1 + recipe.max_extensions) + (1 if recipe.seed_replicates else 0)
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,15 @@ class Placer:
 
     def __init__(
         self,
-        config: dict,
+        recipe: Recipe,
+        budgets: list[float],
         catalog: SizeCatalog,
         lr_of: Callable[[int], float],
         fixed_batch: int | None = None,
     ) -> None:
-        self.config, self.sweep, self.catalog = config, config["sweep"], catalog
+        self.recipe, self.catalog = recipe, catalog
         self.lr_of, self.fixed_batch = lr_of, fixed_batch
-        self.budgets = sorted(float(b) for b in config["budgets"])
+        self.budgets = sorted(float(b) for b in budgets)
 
     # -- rows -----------------------------------------------------------------------------------------
     def _rows(self, budget: float, sizes: list, wave: int, role: str = "sweep",
@@ -118,7 +119,7 @@ class Placer:
         for size in sizes:
             info = self.catalog.info(size)
             row, more = plan_row(
-                self.config, budget, size, info, self.catalog.tokens_per_sample, self.lr_of(info.params),
+                self.recipe, self.catalog.size_param, budget, size, info, self.catalog.tokens_per_sample, self.lr_of(info.params),
                 fixed_batch=self.fixed_batch, role=role, wave=wave, seed=seed, suffix=suffix,
             )
             rows.append(row)
@@ -127,8 +128,8 @@ class Placer:
 
     def window(self, budget: float, center: float) -> tuple[list, list[str]]:
         """The sizes of a budget's first window: explicit, chosen from model.sizes, or searched."""
-        explicit = recipe.budget_sizes(self.sweep["budget_sizes"], budget)
-        count = self.sweep["sizes_per_budget"]
+        explicit = self.recipe.sizes_at(budget)
+        count = self.recipe.sizes_per_budget
         if explicit is not None:
             sizes = [as_size(s) for s in explicit]
             if self.catalog.given is not None:
@@ -140,7 +141,7 @@ class Placer:
             return sizes, []
         if self.catalog.given is not None:
             return recipe.select_sizes(budget, self.catalog.candidates(), count, center)
-        sizes = _unique(self.catalog.size_for(t) for t in recipe.target_params(center, count, self.sweep["window_span"]))
+        sizes = _unique(self.catalog.size_for(t) for t in recipe.target_params(center, count, self.recipe.window_span))
         notes = []
         if len(sizes) < count:
             notes.append(
@@ -152,7 +153,7 @@ class Placer:
     def extension(self, budget: float, rows: pd.DataFrame, side: str) -> list:
         """New sizes beyond the open side(s) of a budget's window (none when the knob allows none)."""
         have = {as_size(s) for s in rows["size"]}
-        count = self.sweep["sizes_per_extension"]
+        count = self.recipe.sizes_per_extension
         sides = ["smaller", "larger"] if side == "both" else [side]
         if side == "both":
             count = max(1, count // 2)
@@ -175,7 +176,7 @@ class Placer:
     def next_wave(self, table: pd.DataFrame, losses: dict[str, float], wave: int) -> Wave:
         """The runs to add in ``wave`` given the planned ``table`` and the finished runs' ``losses``."""
         sweep_rows = table[table["role"] == "sweep"] if len(table) else table
-        if self.sweep["placement"] == "fixed":
+        if self.recipe.placement == "fixed":
             return self._fixed(wave) if not len(sweep_rows) else ([], [])
         settled: list[Profile] = []
         pending: Wave = ([], [])  # seed replicates of the smallest budget, added with the next wave
@@ -183,14 +184,14 @@ class Placer:
         for budget in self.budgets:
             rows = sweep_rows[np.isclose(sweep_rows["budget"], budget, rtol=1e-9)] if len(sweep_rows) else sweep_rows
             if not len(rows):
-                center = predicted_center(budget, settled, self.sweep["tokens_per_param"])
+                center = predicted_center(budget, settled, self.recipe.tokens_per_param)
                 sizes, more = self.window(budget, center)
                 new, more_rows = self._rows(budget, sizes, wave)
                 return pending[0] + new, pending[1] + notes + more + more_rows
             profile = read_profile(budget, rows, losses)
-            if not profile.bracketed and recipe.budget_sizes(self.sweep["budget_sizes"], budget) is None:
+            if not profile.bracketed and self.recipe.sizes_at(budget) is None:
                 extensions = rows["wave"].nunique() - 1
-                if extensions < self.sweep["max_extensions"]:
+                if extensions < self.recipe.max_extensions:
                     sizes = self.extension(budget, rows, profile.open_side or "both")
                     if sizes:
                         new, more = self._rows(budget, sizes, wave)
@@ -205,19 +206,19 @@ class Placer:
                         "raise sweep.max_extensions or sweep.window_span"
                     )
             settled.append(profile)
-            if budget == self.budgets[0] and self.sweep["seed_replicates"] and not (table["role"] == "replicate").any():
+            if budget == self.budgets[0] and self.recipe.seed_replicates and not (table["role"] == "replicate").any():
                 pending = self._replicates(budget, rows, wave)
         return pending[0], pending[1] + notes
 
     def _fixed(self, wave: int) -> Wave:
         rows, notes = [], []
         for budget in self.budgets:
-            center = recipe.expected_optimal_params(budget, self.sweep["tokens_per_param"])
+            center = self.recipe.expected_optimal_params(budget)
             sizes, more = self.window(budget, center)
             new, more_rows = self._rows(budget, sizes, wave)
             rows += new
             notes += more + more_rows
-        if self.sweep["seed_replicates"]:
+        if self.recipe.seed_replicates:
             first = pd.DataFrame([r for r in rows if r["budget"] == self.budgets[0]])
             replicates, more = self._replicates(self.budgets[0], first, wave)
             rows, notes = rows + replicates, notes + more
@@ -227,8 +228,8 @@ class Placer:
         """Extra seeds of every size of ``budget``'s window: the run-to-run noise of this recipe."""
         out: list[dict] = []
         notes: list[str] = []
-        base = self.sweep["seed"]
-        for k in range(1, self.sweep["seed_replicates"] + 1):
+        base = self.recipe.seed
+        for k in range(1, self.recipe.seed_replicates + 1):
             new, more = self._rows(budget, [as_size(s) for s in rows["size"]], wave, role="replicate",
                                    seed=base + k, suffix=f"_seed{base + k}")
             out += new
@@ -236,11 +237,11 @@ class Placer:
         return out, notes
 
 
-def unbracketed(config: dict, table: pd.DataFrame, losses: dict[str, float]) -> list[str]:
+def unbracketed(budgets: list[float], table: pd.DataFrame, losses: dict[str, float]) -> list[str]:
     """One line per budget whose finished runs do not bracket its optimum (the fit will refuse it)."""
     sweep_rows = table[table["role"] == "sweep"]
     notes = []
-    for budget in sorted(float(b) for b in config["budgets"]):
+    for budget in sorted(float(b) for b in budgets):
         rows = sweep_rows[np.isclose(sweep_rows["budget"], budget, rtol=1e-9)]
         if len(rows):
             profile = read_profile(budget, rows, losses)

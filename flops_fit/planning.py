@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit import recipe
+from flops_fit.recipe import Recipe
 from flops_fit.flops import flops_per_token, matmul_params, total_params
 from flops_fit.knob import ParamCounter, as_size, closest_size
 from flops_fit.model_contract import default_probe_sizes, instantiate
@@ -116,19 +116,19 @@ class SizeCatalog:
         return as_size(size)
 
 
-def reference_params(config: dict, catalog: SizeCatalog) -> float:
+def reference_params(recipe: Recipe, catalog: SizeCatalog) -> float:
     """N_ref of the lr rule: the N of ``sweep.lr_reference_size`` when set, else ``lr_reference_params``."""
-    sweep = config["sweep"]
-    if sweep["lr_reference_size"] is None:
-        return float(sweep["lr_reference_params"])
-    size = as_size(sweep["lr_reference_size"])
+    if recipe.lr_reference_size is None:
+        return recipe.lr_reference_params
+    size = as_size(recipe.lr_reference_size)
     if catalog.given is not None and size not in catalog.given:
         raise ValueError(f"sweep.lr_reference_size={size} is not one of model.sizes {sorted(catalog.given)}")
     return float(catalog.info(size).params)
 
 
 def plan_row(
-    config: dict,
+    recipe: Recipe,
+    size_param: str,
     budget: float,
     size: float,
     info: SizeInfo,
@@ -142,18 +142,16 @@ def plan_row(
     suffix: str = "",
 ) -> tuple[dict, list[str]]:
     """One run that spends ``budget`` on ``size``: tokens rounded to whole batches, achieved FLOPs, warmup."""
-    sweep = config["sweep"]
-    size_param = config["model"]["size_param"]
     size = as_size(size)
     rid = run_id(budget, size_param, size, suffix)
     tokens_wanted = budget / info.flops_per_token
-    batch, steps, rule = recipe.batch_plan(sweep, info.params, budget, tokens_wanted, tokens_per_sample, fixed_batch)
+    batch, steps, rule = recipe.batch_plan(info.params, budget, tokens_wanted, tokens_per_sample, fixed_batch)
     tokens = steps * batch * tokens_per_sample
     achieved = tokens * info.flops_per_token
     warnings = []
     if "floored" in rule:
         warnings.append(
-            f"{rid}: the batch law asks for {recipe.batch_law_tokens(info.params, budget, sweep['batch']):.3g} tokens per "
+            f"{rid}: the batch law asks for {recipe.batch.tokens_at(info.params, budget):.3g} tokens per "
             f"step, less than one sample of {tokens_per_sample}; it trains with {rule}. Raise sweep.batch.tokens "
             "or set sweep.batch_size if such tiny batches are not what you want"
         )
@@ -172,19 +170,16 @@ def plan_row(
         "params": info.params,
         "params_total": info.params_total,
         "flops_per_token": info.flops_per_token,
-        "flops_convention": sweep["flops_per_token"],
+        "flops_convention": recipe.flops_per_token,
         "tokens_per_sample": tokens_per_sample,
         "batch_size": batch,
         "steps": steps,
         "tokens": tokens,
         "lr": lr,
-        "warmup_steps": recipe.warmup_steps(
-            info.params, batch * tokens_per_sample, steps,
-            sweep["warmup_tokens_per_param"], sweep["max_warmup_fraction"],
-        ),
+        "warmup_steps": recipe.warmup_steps(info.params, batch * tokens_per_sample, steps),
         "planned_flops": budget,
         "achieved_flops": achieved,
-        "seed": sweep["seed"] if seed is None else seed,
+        "seed": recipe.seed if seed is None else seed,
         "role": role,
         "wave": wave,
     }

@@ -16,13 +16,14 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from flops_fit import heldout, recipe
+from flops_fit import heldout
 from flops_fit.batch_format import BatchFormat
 from flops_fit.fitting.records import Prediction, Recommended, ScalingFit, read_fit
 from flops_fit.fitting.summary import backtest_line
 from flops_fit.model_contract import default_probe_sizes
 from flops_fit.knob import ParamCounter, closest_size
 from flops_fit.planning import describe_sizes
+from flops_fit.recipe import Recipe
 
 COLUMNS = [
     "C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D_star", "D_star_lo", "D_star_hi",
@@ -69,7 +70,8 @@ def recommend(
     table (columns :data:`COLUMNS`) and warnings (FLOPs counting fallbacks, far extrapolations).
     """
     model = config["model"]
-    convention = config["sweep"]["flops_per_token"]
+    recipe = Recipe.from_config(config)
+    convention = recipe.flops_per_token
     seeds = model.get("sizes") or default_probe_sizes(model_cls, model["size_param"])
     counter = ParamCounter(model_cls, model["size_param"], model["kwargs"])
     rows, warnings = [], no_recommendation(fit)
@@ -83,8 +85,7 @@ def recommend(
         warnings += notes
         fpt = info[size].flops_per_token
         tokens_wanted = p.C / fpt
-        batch, steps, _ = recipe.batch_plan(config["sweep"], info[size].params, p.C, tokens_wanted, tokens_per_sample,
-                                            fixed_batch)
+        batch, steps, _ = recipe.batch_plan(info[size].params, p.C, tokens_wanted, tokens_per_sample, fixed_batch)
         rows.append({
             "C": p.C, "size_param": model["size_param"], "size": size, "N": info[size].params,
             "N_star": rec.N, **dict(zip(("N_star_lo", "N_star_hi"), _ci(rec, "N"))),
@@ -141,7 +142,7 @@ def recommend_for(
     count FLOPs under the ``6N+attention`` and ``measured`` conventions.
     """
     example_inputs = None
-    if config["sweep"]["flops_per_token"] != "6N":
+    if Recipe.from_config(config).flops_per_token != "6N":
         example_inputs = heldout.first_sample(dataset, BatchFormat.from_config(config))[0]
     fixed_batch = dataset.batch_size if isinstance(dataset, DataLoader) else None
     return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch)

@@ -33,6 +33,7 @@ from flops_fit.fitting.records import ParametricFit, Prediction, ScalingFit
 from flops_fit.fitting.summary import count
 from flops_fit.io import write_text, write_tsv
 from flops_fit.paths import run_file
+from flops_fit.recipe import Recipe
 from flops_fit.recommend import METHOD_TEXT, no_recommendation
 
 COLUMNS = [
@@ -78,7 +79,7 @@ def check_budgets(budgets: list[float], recommendations: pd.DataFrame) -> None:
 
 
 def plan_verification(
-    config: dict, catalog: planning.SizeCatalog, tokens_per_sample: int, fixed_batch: int | None,
+    recipe: Recipe, catalog: planning.SizeCatalog, tokens_per_sample: int, fixed_batch: int | None,
     lr_of: Callable[[int], float], recommendations: pd.DataFrame, budgets: list[float],
 ) -> tuple[pd.DataFrame, list[str]]:
     """One planned run per budget: the recommended size on the recommended tokens, with the sweep's recipe
@@ -88,7 +89,7 @@ def plan_verification(
     for budget in budgets:
         rec = recommendation_at(recommendations, budget)
         info = catalog.info(rec["size"])
-        row, more = planning.plan_row(config, float(rec["C"]), rec["size"], info, tokens_per_sample,
+        row, more = planning.plan_row(recipe, catalog.size_param, float(rec["C"]), rec["size"], info, tokens_per_sample,
                                       lr_of(info.params), fixed_batch=fixed_batch, role="verify", suffix=SUFFIX)
         rows.append(row)
         notes += more

@@ -22,7 +22,9 @@ import torch
 import yaml
 
 from fitting_support import synthetic_sweep
+from flops_fit.config import prepare_config
 from flops_fit.fitting import fit_table
+from flops_fit.pipeline import training_settings
 from flops_fit.recommend import COLUMNS
 from flops_fit.report_page import retried_runs, summary_page
 from flops_fit.training import run_training
@@ -178,9 +180,13 @@ def test_retries_run_out_and_calibration_runs_are_never_retried(tmp_path):
     assert [a["lr"] for a in exhausted["attempts"]] == [1000.0, 500.0, 250.0] and exhausted["lr"] == 250.0
     assert {a["status"] for a in exhausted["attempts"]} == {"diverged"}
     model = mlp()
+    config = prepare_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    calibration_settings = training_settings(config, {"role": "calibration"})
+    assert training_settings(config, {"role": "sweep"})["divergence"]["retries"] == 1
     calibration = run_training(
-        run_row(model, lr=10.0, role="calibration"), model=model, train_data=Regression(), eval_data=eval_batches(),
-        loss_fn=loss_fn, settings=settings(), out_dir=tmp_path / "b", checkpoint_dir=tmp_path / "cb",
+        run_row(model, lr=10.0), model=model, train_data=Regression(), eval_data=eval_batches(),
+        loss_fn=loss_fn, settings=settings(divergence={"retries": calibration_settings["divergence"]["retries"]}),
+        out_dir=tmp_path / "b", checkpoint_dir=tmp_path / "cb",
     )
     assert calibration["status"] == "diverged" and len(calibration["attempts"]) == 1
 

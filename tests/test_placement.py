@@ -16,6 +16,7 @@ import torch
 from flops_fit import calibration
 from flops_fit.placement import Placer, predicted_center, read_profile, wave_count
 from flops_fit.planning import SizeCatalog, as_table
+from flops_fit.recipe import Recipe
 from test_planning import MLP
 from test_planning import config as planning_config
 
@@ -31,13 +32,13 @@ def config(sizes=None, **sweep):
 
 def placer(cfg) -> Placer:
     catalog = SizeCatalog(MLP, cfg["model"], "6N", torch.zeros(1, 32), tokens_per_sample=1)
-    return Placer(cfg, catalog, lr_of=lambda n: 1e-3)
+    return Placer(Recipe.from_config(cfg), cfg["budgets"], catalog, lr_of=lambda n: 1e-3)
 
 
 def run_waves(p: Placer, loss=law, waves: int | None = None):
     """Place waves until nothing new comes, 'training' each run by reading the law."""
     table, losses, notes = as_table([]), {}, []
-    for wave in range(waves or wave_count(p.config)):
+    for wave in range(waves or wave_count(p.recipe, len(p.budgets))):
         rows, more = p.next_wave(table, losses, wave)
         notes += more
         if not rows:
@@ -139,7 +140,7 @@ def test_best_lr_is_the_parabola_vertex_and_edges_are_flagged():
 def test_lr_law_recovers_the_exponent_and_warns_at_the_grid_edge():
     cfg = config(lr=0.3, lr_exponent=-0.4, lr_reference_params=1, lr_calibration={"factors": [0.25, 0.5, 1, 2, 4]})
     catalog = SizeCatalog(MLP, cfg["model"], "6N", torch.zeros(1, 32), tokens_per_sample=1)
-    table, _ = calibration.plan_calibration(cfg, catalog, [16, 32, 64, 128, 256, 512])
+    table, _ = calibration.plan_calibration(Recipe.from_config(cfg), 1e12, catalog, [16, 32, 64, 128, 256, 512])
     assert len(table) == 3 * 5 and (table["role"] == "calibration").all()
     assert table["run_id"].str.contains("_lrx").all()
 

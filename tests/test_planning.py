@@ -1,5 +1,6 @@
 """Sweep policy (recipe) and mechanics (planning): windows, batch law, exact budgets, stable run ids."""
 
+import dataclasses
 import math
 
 import pytest
@@ -9,6 +10,7 @@ from torch import nn
 from flops_fit import recipe
 from flops_fit.config import prepare_config
 from flops_fit.planning import SizeCatalog, SizeInfo, plan_row, run_id, run_identity, run_row, as_table
+from flops_fit.recipe import Recipe
 
 
 class MLP(nn.Module):
@@ -73,43 +75,44 @@ def test_batch_and_steps_hit_the_tokens_within_one_percent(tokens, steps):
 
 
 def test_default_batch_law_is_deepseeks_one_batch_per_budget():
-    sweep = config()["sweep"]
-    small = recipe.batch_plan(sweep, 10**5, 1e18, 1e9, 64)
-    big = recipe.batch_plan(sweep, 10**7, 1e18, 1e9, 64)
+    sweep = Recipe.from_config(config())
+    small = sweep.batch_plan(10**5, 1e18, 1e9, 64)
+    big = sweep.batch_plan(10**7, 1e18, 1e9, 64)
     assert small[0] == big[0] and small[2] == "batch law"  # the same batch across an IsoFLOP window
     # DeepSeek LLM: B_opt = 0.292 · C^0.3271 tokens
     assert small[0] * 64 == pytest.approx(0.292 * 1e18**0.3271, rel=0.01)
-    assert recipe.batch_plan(sweep, 10**5, 1e20, 1e9, 64)[0] / small[0] == pytest.approx(100**0.3271, rel=0.01)
+    assert sweep.batch_plan(10**5, 1e20, 1e9, 64)[0] / small[0] == pytest.approx(100**0.3271, rel=0.01)
 
 
 def test_porians_law_by_config_and_floored_batches_are_said():
-    porian = config(batch={"tokens": 327680, "reference_params": 1.08e8, "params_exponent": 2 / 3,
-                           "flops_exponent": 0})["sweep"]
-    small = recipe.batch_plan(porian, 10**6, 1e15, 1e9, 64)
-    big = recipe.batch_plan(porian, 8 * 10**6, 1e15, 1e9, 64)
+    porian = Recipe.from_config(config(batch={"tokens": 327680, "reference_params": 1.08e8, "params_exponent": 2 / 3,
+                                              "flops_exponent": 0}))
+    small = porian.batch_plan(10**6, 1e15, 1e9, 64)
+    big = porian.batch_plan(8 * 10**6, 1e15, 1e9, 64)
     assert big[0] / small[0] == pytest.approx(4, rel=0.05)
-    assert recipe.batch_plan(porian, 108_000_000, 1e15, 1e12, 2048)[0] == 160  # 160 x 2048 at 108M
-    batch, _, rule = recipe.batch_plan(porian, 100, 1e9, 1e6, 64)  # a law of a fraction of one sample
+    assert porian.batch_plan(108_000_000, 1e15, 1e12, 2048)[0] == 160  # 160 x 2048 at 108M
+    batch, _, rule = porian.batch_plan(100, 1e9, 1e6, 64)  # a law of a fraction of one sample
     assert batch == 1 and "floored" in rule
-    assert recipe.batch_plan({**porian, "steps": 100}, 10**6, 1e15, 6.4e6, 64)[:2] == (1000, 100)
+    assert dataclasses.replace(porian, steps=100).batch_plan(10**6, 1e15, 6.4e6, 64)[:2] == (1000, 100)
 
 
 def test_lr_rule_and_warmup_cap():
     assert recipe.learning_rate(800, 100, 0.01, -1 / 3) == pytest.approx(0.005)
     assert recipe.learning_rate(800, 100, 0.01, 0) == 0.01
-    assert recipe.warmup_steps(params=10_000, tokens_per_step=1000, steps=400, tokens_per_param=1, max_fraction=0.1) == 10
-    assert recipe.warmup_steps(params=10**6, tokens_per_step=1000, steps=400, tokens_per_param=1, max_fraction=0.1) == 40
+    warm = dataclasses.replace(Recipe.from_config(config()), warmup_tokens_per_param=1.0, max_warmup_fraction=0.1)
+    assert warm.warmup_steps(params=10_000, tokens_per_step=1000, steps=400) == 10
+    assert warm.warmup_steps(params=10**6, tokens_per_step=1000, steps=400) == 40
 
 
 def test_plan_row_hits_its_budget_and_warns_about_floored_batches():
     cfg = config()
     info = SizeInfo(params=50_000, params_total=60_000, flops_per_token=300_000)
-    row, warnings = plan_row(cfg, 1e11, 64, info, tokens_per_sample=16, lr=0.01)
+    row, warnings = plan_row(Recipe.from_config(cfg), "width", 1e11, 64, info, tokens_per_sample=16, lr=0.01)
     assert abs(row["achieved_flops"] / 1e11 - 1) <= 0.01 and warnings == []
     assert row["tokens"] == row["steps"] * row["batch_size"] * 16
     assert row["warmup_steps"] <= 0.1 * row["steps"] and row["role"] == "sweep"
     tiny = SizeInfo(params=5, params_total=6, flops_per_token=30)
-    _, warnings = plan_row(cfg, 1e3, 1, tiny, tokens_per_sample=16, lr=0.01)  # 0.292·C^0.33: 2.8 tokens
+    _, warnings = plan_row(Recipe.from_config(cfg), "width", 1e3, 1, tiny, tokens_per_sample=16, lr=0.01)  # 0.292·C^0.33: 2.8 tokens
     assert any("floored" in w and "sweep.batch" in w for w in warnings)
 
 
@@ -130,7 +133,7 @@ def test_run_ids_are_stable_and_path_safe():
 
 def test_run_row_keeps_integers_and_identity_ignores_bookkeeping():
     info = SizeInfo(params=50_000, params_total=60_000, flops_per_token=300_000)
-    row, _ = plan_row(config(), 1e11, 64, info, tokens_per_sample=16, lr=0.01, wave=3)
+    row, _ = plan_row(Recipe.from_config(config()), "width", 1e11, 64, info, tokens_per_sample=16, lr=0.01, wave=3)
     table = as_table([row])
     back = run_row(table, row["run_id"])
     assert isinstance(back["steps"], int) and isinstance(back["size"], int) and back["wave"] == 3

@@ -7,6 +7,7 @@ from flops_fit import placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
+from flops_fit.recipe import Recipe
 
 # Every results path, with its writer and readers: flops_fit/paths.py.
 RESULTS = Results("results")
@@ -34,7 +35,7 @@ wildcard_constraints:
     wave="[0-9]+",
 
 
-LAST_WAVE = placement.wave_count(config) - 1
+LAST_WAVE = placement.wave_count(Recipe.from_config(config), len(config["budgets"])) - 1
 
 
 def sweep_config():
