@@ -98,7 +98,13 @@ def _is_torch_formatted_hf_dataset(obj: Any) -> bool:
 
 
 def wrap_dataset(
-    dataset_or_loader: Any, batch_size: int = 32, num_workers: int = 0, shuffle: bool = True
+    dataset_or_loader: Any,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    *,
+    batch_sampler: data.Sampler[list[int]] | None = None,
+    pin_memory: bool = False,
 ) -> data.DataLoader:
     """Return a ``DataLoader``: a ``DataLoader`` passes through untouched (its own batch size and
     workers win), a ``Dataset`` is wrapped with ``drop_last=True`` so every batch has the same shape
@@ -106,7 +112,10 @@ def wrap_dataset(
 
     An ``IterableDataset`` is never shuffled (it defines its own order; DataLoader refuses to
     shuffle it). A map-style dataset smaller than one batch is an error rather than a loader that
-    silently yields nothing.
+    silently yields nothing. The training stream (:mod:`flops_fit.training.batches`) gives a
+    map-style dataset its own ``batch_sampler`` (full batches of ``batch_size``, reshuffled per epoch
+    from the run's seed, resumable at any batch), which then replaces ``batch_size`` and ``shuffle``.
+    Workers persist across epochs, since the stream re-iterates the loader.
     """
     validate_dataset(dataset_or_loader)
     if isinstance(dataset_or_loader, data.DataLoader):
@@ -117,12 +126,11 @@ def wrap_dataset(
             f"dataset has {len(dataset_or_loader)} samples, fewer than one batch of {batch_size}; with "
             "drop_last=True no batch would be produced. Use more data or a smaller batch size."
         )
+    workers = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
+    if batch_sampler is not None and not iterable:
+        return data.DataLoader(dataset_or_loader, batch_sampler=batch_sampler, **workers)
     return data.DataLoader(
-        dataset_or_loader,
-        batch_size=batch_size,
-        shuffle=shuffle and not iterable,
-        num_workers=num_workers,
-        drop_last=True,
+        dataset_or_loader, batch_size=batch_size, shuffle=shuffle and not iterable, drop_last=True, **workers
     )
 
 

@@ -9,10 +9,8 @@ a clone of the repository (the example at `config/config.yaml`) and stops after 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -20,8 +18,9 @@ import pytest
 import yaml
 
 from flops_fit.config import load_config
+from workflow_support import ROOT
+from workflow_support import snakemake as run_snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 
 #: a recurrent model whose constructor accepts none of the example GPT's kwargs
 GRU_CODE = textwrap.dedent('''
@@ -59,11 +58,7 @@ GRU_CONFIG = {
 
 def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """`snakemake` run the way a user runs it: from ``cwd``, with relative paths."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--workflow-profile", "none", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env=env,
-    )
+    return run_snakemake(cwd, *args, cores=1, timeout=300, as_user=True)
 
 
 @pytest.fixture

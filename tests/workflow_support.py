@@ -10,11 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``snakemake`` on this repository's workflow in ``workdir``, 2 cores, no workflow profile."""
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, cores: int = 2, as_user: bool = False
+) -> subprocess.CompletedProcess:
+    """``snakemake`` on this repository's workflow in ``workdir``, no workflow profile.
+
+    ``as_user``: run it the way a user runs it in a clone, from ``workdir`` with relative paths and
+    Snakemake finding ``workflow/Snakefile`` itself (``workdir`` must hold the workflow).
+    """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    where = [] if as_user else ["--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(workdir)]
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", "--workflow-profile", "none", *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        [sys.executable, "-m", "snakemake", *where, "--cores", str(cores), "--workflow-profile", "none", *args],
+        cwd=workdir if as_user else None, capture_output=True, text=True, timeout=timeout, env=env,
     )

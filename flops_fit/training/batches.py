@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from flops_fit.batch_format import BatchFormat
+from flops_fit.data import wrap_dataset
 from flops_fit.training.distributed import Ranks
 
 
@@ -70,19 +71,13 @@ class BatchStream:
         self.batch_format = batch_format
         self.ranks = ranks
         self.whole_tokens: int | None = None
-        workers = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
-        if isinstance(data, DataLoader):
-            self._loader, skip, self._whole = data, start, True
-        elif isinstance(data, IterableDataset):
-            self._loader, skip, self._whole = DataLoader(data, batch_size=batch_size, **workers), start, True
-        elif isinstance(data, Dataset) or (hasattr(type(data), "__getitem__") and hasattr(type(data), "__len__")):
-            n = len(data)  # type: ignore[arg-type]
-            if n < batch_size:
-                raise ValueError(f"the dataset has {n} samples, fewer than one batch of {batch_size}")
-            sampler = _EpochBatchSampler(n, batch_size, seed, start, ranks)
-            self._loader, skip, self._whole = DataLoader(data, batch_sampler=sampler, **workers), 0, False
-        else:
-            raise TypeError(f"training data must be a torch Dataset or DataLoader, not {type(data).__name__}")
+        # the loader is the dataset interface's (flops_fit.data.wrap_dataset): a DataLoader passes
+        # through, an IterableDataset is batched in order, a map-style dataset gets the epoch sampler
+        whole = isinstance(data, (DataLoader, IterableDataset))
+        sampler = None if whole else _EpochBatchSampler(len(data), batch_size, seed, start, ranks)
+        self._loader = wrap_dataset(data, batch_size, num_workers, shuffle=False, batch_sampler=sampler,
+                                    pin_memory=pin_memory)
+        self._whole, skip = whole, start if whole else 0
         self._it = iter(self._loader)
         for _ in range(skip):
             self._next_raw()
