@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flops_fit.errors import ConfigError
+
 
 def expected_optimal_params(budget: float, tokens_per_param: float, flops_per_param_token: float = 6.0) -> float:
     """N that spends ``budget`` at ``tokens_per_param`` tokens per parameter: C = k·N·(r·N)."""
@@ -170,6 +172,12 @@ class Recipe:
         """The recipe of a prepared config (defaults filled, schema-checked by :mod:`flops_fit.config`)."""
         sweep = config["sweep"]
         cal = sweep["lr_calibration"]
+        if sweep["reuse"] == "branches" and sweep["steps"]:
+            raise ConfigError(
+                "sweep.reuse: branches needs one batch per size, but sweep.steps fixes the step count, so the "
+                "batch grows with each run's tokens and no two budgets could share a stable run. Remove "
+                "sweep.steps (the batch law) or set sweep.batch_size"
+            )
         return cls(
             sizes_per_budget=int(sweep["sizes_per_budget"]), window_span=float(sweep["window_span"]),
             tokens_per_param=float(sweep["tokens_per_param"]), placement=sweep["placement"],
