@@ -246,7 +246,15 @@ def run_identity(row: dict) -> dict:
 def stable_identity(row: dict) -> dict:
     """What a stable run is (:data:`STABLE_KEYS`): its branch checkpoints are fingerprinted with it, so
     a cooldown only ever continues a prefix trained with its own size, batch, lr, warmup and seed."""
-    return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in STABLE_KEYS}
+    def close(x: float) -> float:  # 9 digits: a row just planned and the same row read back (10 digits) agree
+        return float(f"{float(x):.9g}")
+
+    return {
+        "size_param": str(row["size_param"]), "size": as_size(row["size"]), "params": int(row["params"]),
+        "flops_per_token": close(row["flops_per_token"]), "tokens_per_sample": int(row["tokens_per_sample"]),
+        "batch_size": int(row["batch_size"]), "lr": close(row["lr"]), "warmup_steps": int(row["warmup_steps"]),
+        "seed": int(row["seed"]),
+    }
 
 
 def stable_id(row: dict) -> str:
