@@ -106,3 +106,14 @@ def test_branches_refuse_fixed_steps_and_snap_sizes_to_one_grid():
     assert rec.snap_params(8.5) == pytest.approx(9) and rec.snap_params(1100) == pytest.approx(3 ** 6)
     assert Recipe.from_config(planning_config(SIZES)).snap_params(8.5) == 8.5
     assert rec.batch_budget(1000, 1e20) == pytest.approx(6 * 20 * 1000 ** 2)  # C_opt(N), not the run's budget
+
+
+def test_branches_train_with_wsd_and_never_retry_a_cooldown():
+    from flops_fit.pipeline import training_settings
+
+    branches = planning_config(SIZES, reuse="branches")
+    cooldown = training_settings(branches, {"role": "sweep", "branch_of": "d_model16_seed0_x"})
+    standalone = training_settings(branches, {"role": "sweep", "branch_of": ""})
+    assert cooldown["schedule"]["kind"] == standalone["schedule"]["kind"] == "wsd"
+    assert cooldown["divergence"]["retries"] == 0 and standalone["divergence"]["retries"] > 0
+    assert training_settings(planning_config(SIZES), {"role": "sweep"})["schedule"]["kind"] == "cosine"
