@@ -117,3 +117,29 @@ def test_branches_train_with_wsd_and_never_retry_a_cooldown():
     assert cooldown["schedule"]["kind"] == standalone["schedule"]["kind"] == "wsd"
     assert cooldown["divergence"]["retries"] == 0 and standalone["divergence"]["retries"] > 0
     assert training_settings(planning_config(SIZES), {"role": "sweep"})["schedule"]["kind"] == "cosine"
+
+
+@pytest.mark.slow  # 8 real runs: about a minute on 2 shared cores
+def test_find_optimal_trains_stable_segments_then_cooldowns_and_resumes_without_retraining(tmp_path):
+    import flops_fit
+    from flops_fit.examples.gpt import GPT, next_token_loss
+    from flops_fit.examples.markov import MarkovTokens
+
+    def call():
+        return flops_fit.find_optimal(
+            GPT, "d_model", {"n_layer": 1, "vocab_size": 64, "block_size": 32, "head_dim": 8},
+            MarkovTokens(vocab_size=64, seq_len=32, num_samples=16384, gamma=0.7), next_token_loss, [1e10, 3e10],
+            sizes=[8, 16, 24, 32, 48], eval_samples=128, output_dir=tmp_path, progress=False, fit={"bootstrap": 10},
+            sweep={"sizes_per_budget": 4, "batch_size": 32, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
+                   "placement": "fixed", "lr_calibration": {"enabled": False}, "reuse": "branches"},
+        )
+
+    result = call()
+    branched = result.runs[result.runs["branch_of"] != ""]
+    assert len(branched) >= 4 and branched.groupby("branch_of").size().max() == 2
+    assert result.fit.cost.trained_flops < 0.9 * result.fit.cost.separate_runs_flops
+    files = sorted(tmp_path.glob("stable/*/step*/checkpoint.pt")) + sorted(tmp_path.glob("runs/*/metrics.json"))
+    assert len(files) == len(branched) + len(result.runs)
+    before = {p: p.stat().st_mtime_ns for p in files}
+    call()
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
