@@ -7,10 +7,14 @@ of the run trained from step 0 with the ``wsd`` schedule, on CPU, to numerical t
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
+import torch
 
 from flops_fit.training import run_training, train_segment
+from flops_fit.training.stopping import Interrupted
 from flops_fit.training.schedule import decay_start, lr_at
 from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
 
@@ -80,3 +84,38 @@ def test_a_branch_checkpoint_of_another_stable_run_is_refused(tmp_path):
         run_training({**run, "branch_of": "s", "branch_step": 24}, model=mlp(), train_data=data,
                      eval_data=eval_batches(), loss_fn=loss_fn, settings=_wsd(), out_dir=tmp_path / "b",
                      checkpoint_dir=tmp_path / "ck_b", branch_from=tmp_path / "stable", branch_identity=stable)
+
+
+class _SignalAt(Regression):
+    """The regression set, sending this process SIGTERM when sample ``at`` is first read (a preemption)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.sent = at, False
+
+    def __getitem__(self, i: int):
+        if i == self.at and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().__getitem__(i)
+
+
+def test_a_preempted_stable_segment_resumes_to_the_same_branch_checkpoint(tmp_path):
+    run = run_row(mlp(), steps=40, warmup_steps=3)
+    stable = {k: run[k] for k in STABLE_KEYS}
+    common = {"end_step": 30, "loss_fn": loss_fn, "settings": _wsd(), "start_from": None}
+    whole = train_segment(stable, model=mlp(), train_data=Regression(), out_dir=tmp_path / "whole",
+                          checkpoint_dir=tmp_path / "ck_whole", **common)
+    first_epoch = torch.randperm(256, generator=torch.Generator().manual_seed(0))  # the order seed 0 reads samples in
+    data = _SignalAt(at=int(first_epoch[80]))  # read in step 11 of 30
+    with pytest.raises(Interrupted):
+        train_segment(stable, model=mlp(), train_data=data, out_dir=tmp_path / "split", checkpoint_dir=tmp_path / "ck",
+                      **common)
+    assert (tmp_path / "ck" / "checkpoint.pt").exists() and not (tmp_path / "split").exists()
+    resumed = train_segment(stable, model=mlp(), train_data=data, out_dir=tmp_path / "split", checkpoint_dir=tmp_path / "ck",
+                            **common)
+    a, b = (torch.load(p, weights_only=True) for p in (whole, resumed))
+    assert a["step"] == b["step"] == 30 and a["position"] == b["position"]
+    for key, value in a["model"].items():
+        assert torch.allclose(value, b["model"][key], atol=1e-6), key
+    assert not (tmp_path / "ck").exists()  # the resumable state goes once the branch checkpoint is written
