@@ -249,12 +249,8 @@ def stable_identity(row: dict) -> dict:
     def close(x: float) -> float:  # 9 digits: a row just planned and the same row read back (10 digits) agree
         return float(f"{float(x):.9g}")
 
-    return {
-        "size_param": str(row["size_param"]), "size": as_size(row["size"]), "params": int(row["params"]),
-        "flops_per_token": close(row["flops_per_token"]), "tokens_per_sample": int(row["tokens_per_sample"]),
-        "batch_size": int(row["batch_size"]), "lr": close(row["lr"]), "warmup_steps": int(row["warmup_steps"]),
-        "seed": int(row["seed"]),
-    }
+    kinds = {"size_param": str, "size": as_size, "flops_per_token": close, "lr": close}
+    return {key: kinds.get(key, int)(row[key]) for key in STABLE_KEYS}
 
 
 def stable_id(row: dict) -> str:
@@ -331,12 +327,6 @@ def stable_segments(table: pd.DataFrame) -> list[Segment]:
                                     int(row["batch_size"]) * int(row["tokens_per_sample"]), float(row["flops_per_token"])))
             start = end
     return segments
-
-
-def previous_branch_step(table: pd.DataFrame, sid: str, step: int) -> int:
-    """The branch step of stable run ``sid`` before ``step`` in ``table`` (0: the segment starts from scratch)."""
-    steps = [s.end for s in stable_segments(table) if s.stable_id == sid and s.end < step]
-    return max(steps, default=0)
 
 
 def compute_cost(table: pd.DataFrame) -> tuple[float, float]:
