@@ -15,7 +15,7 @@ its wall time is then read from ``wall_s.txt``.
 Measured 2026-12-01 on the default config, 2 shared CPU cores (docs/architecture.md, "Branches"):
     trained FLOPs branches/none 0.672; a none 0.534 [0.412, 0.717], branches 0.483 [0.336, 0.735];
     N* ratios per budget 1.058, 0.817, 0.803, 0.943; every budget interior in both;
-    wall none 13.6 min, branches 31.8 min (contended by other test runs).
+    wall none 13.6 min, branches 11.6 min (rerun alone; 31.8 min while other test runs shared the cores).
 """
 
 from __future__ import annotations
