@@ -185,8 +185,15 @@ def find_optimal(
     with visible_info(log) if progress else nullcontext():  # progress=False: logging as configured
         tracker = sweep_progress({}, progress, log)
 
-        def train(table: pd.DataFrame) -> dict[str, float]:
+        def train(table: pd.DataFrame, plan: pd.DataFrame | None = None) -> dict[str, float]:
+            """Train the runs of ``table`` (new in ``plan``, the cumulative table): with branches, the
+            stable segments they branch from first, in order, then every run (as the workflow's rules)."""
             tracker.add(dict(zip(table["run_id"], table["achieved_flops"])))  # each wave adds its runs
+            if plan is not None:
+                needed = set(table["branch_of"].fillna(""))
+                for segment in planning.stable_segments(plan):
+                    if segment.stable_id in needed:
+                        _train_segment_unless_done(config, segment, objects, out)
             for row in table.to_dict("records"):
                 _train_unless_finished(config, planning.run_row(table, row["run_id"]), *objects, out, tracker)
             return pipeline.read_losses(table, out.runs_dir)
@@ -209,7 +216,7 @@ def find_optimal(
                 if wave and not len(new):
                     break  # a wave is a function of the finished runs: nothing new now, nothing new later
                 warnings += _logged(notes)
-                train(new)
+                train(new, table)
         finally:  # also when a run fails: the bar's line ends before the traceback
             tracker.close()
     write_tsv(table, out.runs_table)
@@ -316,9 +323,23 @@ def _train_unless_finished(config, run, model_cls, dataset, eval_dataset, loss_f
         return
     tracker.started(run_id)
     objects = (model_cls, dataset, eval_dataset, loss_fn)
-    metrics = pipeline.train_run(config, run, objects, out.run_dir(run_id), out.checkpoint_dir(run_id))
+    branch = out.branch_dir(run["branch_of"], run["branch_step"]) if run.get("branch_of") else None
+    metrics = pipeline.train_run(config, run, objects, out.run_dir(run_id), out.checkpoint_dir(run_id), branch_dir=branch)
     write_json(planning.run_identity(run), out.run_dir(run_id) / RUN_PLAN)
     tracker.finished(run_id, metrics)
+
+
+def _train_segment_unless_done(config: dict, segment: planning.Segment, objects: tuple, out: Results) -> None:
+    """Train one stable segment into its branch checkpoint unless that checkpoint exists (the workflow's
+    stable rule). A checkpoint is named by its stable run's identity and step, and a cooldown checks its
+    fingerprint, so an existing one is this segment; a later wave extends the last one, never retrains it."""
+    target = out.branch_dir(segment.stable_id, segment.end)
+    if out.branch_checkpoint(segment.stable_id, segment.end).exists():
+        return
+    start = out.branch_dir(segment.stable_id, segment.start) if segment.start else None
+    log.info("stable run %s: training steps %d to %d", segment.stable_id, segment.start, segment.end)
+    pipeline.train_stable_segment(config, segment, objects, start, target,
+                                  out.segment_checkpoint_dir(segment.stable_id, segment.end))
 
 
 __all__ = ["ConfigError", "ScalingResult", "find_optimal"]

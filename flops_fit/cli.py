@@ -15,6 +15,7 @@ import sys
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("flops_fit.train_cli", "train one planned run (used by the workflow's train rule)"),
+    "stable": ("flops_fit.stable_cli", "train one stable segment of a shared stable run (the workflow's stable rule)"),
     "fit": ("flops_fit.fitting.cli", "fit scaling laws to a table of (N, D, loss) runs"),
 }
 

@@ -19,6 +19,10 @@ runs/{id}/curve.tsv        train                               plot (loss curves
 runs/{id}/plan.json        find_optimal (the run's identity)   find_optimal (keep or retrain)
 checkpoints/{id}/          train (resumable state, not an      train (resume); removed when done
                            output: Snakemake deletes those)
+stable/{sid}/step{k}/      stable (branch checkpoint of a      the next stable segment of sid,
+  checkpoint.pt            stable run at step k)               train (cooldowns branched at k)
+checkpoints/stable_{sid}_  stable (resumable state of a        stable (resume); removed when done
+  step{k}/                 segment, as for a run)
 fit/fit.json               fit (:class:`ScalingFit`)           recommend, plot, summarize, verify
 fit/summary.tsv            fit                                 people
 fit/runs_results.tsv       fit (the fitted table)              plot
@@ -99,6 +103,18 @@ class Results:
 
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.root / "checkpoints" / run_id
+
+    def branch_dir(self, stable_id: str, step: int | str) -> Path:
+        """The directory of stable run ``stable_id``'s branch checkpoint at ``step`` (``sweep.reuse: branches``)."""
+        return self.root / "stable" / stable_id / f"step{step}"
+
+    def branch_checkpoint(self, stable_id: str, step: int | str) -> Path:
+        """The branch checkpoint file itself (the stable rule's output)."""
+        return self.branch_dir(stable_id, step) / "checkpoint.pt"
+
+    def segment_checkpoint_dir(self, stable_id: str, step: int | str) -> Path:
+        """Resumable state of the stable segment ending at ``step`` (not an output, like a run's)."""
+        return self.root / "checkpoints" / f"stable_{stable_id}_step{step}"
 
     # -- fit, recommend, plot, summarize ------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ from flops_fit import calibration, heldout, placement, planning, recommend, smok
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
+from flops_fit.fitting.records import Cost
 from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
 from flops_fit.recipe import Recipe
@@ -144,6 +145,7 @@ def place_wave(
         combined = pd.concat([table, new], ignore_index=True)
     else:
         combined = new.reset_index(drop=True)
+    combined = planning.assign_branches(combined, set(new["run_id"]), ctx.recipe, config["budgets"])
     return combined, notes + ctx.catalog.notes + _repetition_warnings(new, ctx.train_data)
 
 
@@ -238,35 +240,91 @@ def training_job(config: dict, run: dict, model_cls: type, dataset: Any, eval_da
 
 
 def training_settings(config: dict, run: dict) -> dict:
-    """The ``training`` config of one run: an lr-calibration run is never retried at a lower lr (its
-    divergence is what the calibration measures, and a retry's loss would be credited to the planned lr)."""
+    """The ``training`` config of one run.
+
+    * An lr-calibration run is never retried at a lower lr (its divergence is what the calibration
+      measures, and a retry's loss would be credited to the planned lr).
+    * ``sweep.reuse: branches`` trains every run with the ``wsd`` schedule (a cooldown is the decay of
+      a WSD run), and a branched run is never retried either: a retry restarts from the initial
+      weights at a lower lr, which is no longer a cooldown of its stable run.
+    """
     settings = config["training"]
-    if run.get("role") == "calibration":
+    if config["sweep"].get("reuse", "none") == "branches":
+        settings = {**settings, "schedule": {**settings["schedule"], "kind": "wsd"}}
+    if run.get("role") == "calibration" or run.get("branch_of"):
         settings = {**settings, "divergence": {**settings["divergence"], "retries": 0}}
     return settings
 
 
 def train_run(
     config: dict, run: dict, objects: tuple, run_dir: str | Path, checkpoint_dir: str | Path,
-    threads: int | None = None, log: logging.Logger | None = None,
+    threads: int | None = None, log: logging.Logger | None = None, branch_dir: str | Path | None = None,
 ) -> dict:
     """Train one planned run into ``run_dir`` (metrics.json, curve.tsv); ``objects`` are the built
-    (model class, dataset, eval dataset, loss) of :func:`flops_fit.validation.build_objects`."""
+    (model class, dataset, eval dataset, loss) of :func:`flops_fit.validation.build_objects`. A branched
+    run starts from the branch checkpoint in ``branch_dir`` (:attr:`flops_fit.paths.Results.branch_dir`)."""
     from flops_fit.training import run_training
 
+    if run.get("branch_of") and branch_dir is None:
+        raise ValueError(f"run {run['run_id']} is a cooldown of stable run {run['branch_of']}: give its branch checkpoint")
     job = training_job(config, run, *objects)
     settings = {**job.pop("settings"), "threads": threads}
-    return run_training(**job, settings=settings, out_dir=Path(run_dir), checkpoint_dir=Path(checkpoint_dir), log=log)
+    branch = {"branch_from": Path(branch_dir), "branch_identity": planning.stable_identity(run)} if run.get("branch_of") else {}
+    return run_training(**job, settings=settings, out_dir=Path(run_dir), checkpoint_dir=Path(checkpoint_dir), log=log,
+                        **branch)
 
 
 def train_step(
     config_path: str | Path, runs_path: str | Path, run_id: str, run_dir: str | Path, checkpoint_dir: str | Path,
-    threads: int | None = None, log: logging.Logger | None = None,
+    threads: int | None = None, log: logging.Logger | None = None, branch_dir: str | Path | None = None,
 ) -> dict:
     """The train rule (``flops-fit train``): one run of a plan table, its objects built as validation built them."""
     config = read_validated(config_path)
     run = planning.run_row(planning.read_runs_table(runs_path), run_id)
-    return train_run(config, run, build_objects(config), run_dir, checkpoint_dir, threads, log)
+    return train_run(config, run, build_objects(config), run_dir, checkpoint_dir, threads, log, branch_dir)
+
+
+# ------------------------------------------------------------------------------------------- stable
+def train_stable_segment(
+    config: dict, segment: planning.Segment, objects: tuple, start_from: str | Path | None, out_dir: str | Path,
+    checkpoint_dir: str | Path, threads: int | None = None, log: logging.Logger | None = None,
+) -> Path:
+    """Train one stable segment (``sweep.reuse: branches``) into the branch checkpoint in ``out_dir``:
+    from ``start_from`` (the previous branch checkpoint) or, for the first segment, from the initial
+    weights every run of this size and seed starts from (seeded as :func:`training_job` seeds them)."""
+    from flops_fit.training import train_segment
+
+    model_cls, dataset, eval_dataset, loss_fn = objects
+    batch_format = BatchFormat.from_config(config)
+    train_data, _ = heldout.split_train_eval(dataset, eval_dataset, config["eval_dataset"]["samples"], batch_format)
+    identity = segment.identity
+    torch.manual_seed(int(identity["seed"]))
+    model = instantiate(model_cls, identity["size_param"], identity["size"], config["model"]["kwargs"], device="cpu")
+    settings = {**training_settings(config, {}), "threads": threads}
+    return train_segment(identity, start_from=None if start_from is None else Path(start_from), end_step=segment.end,
+                         model=model, train_data=train_data, loss_fn=loss_fn, settings=settings, out_dir=Path(out_dir),
+                         checkpoint_dir=Path(checkpoint_dir), log=log, batch_format=batch_format)
+
+
+def find_segment(table: pd.DataFrame, stable_id: str, step: int) -> planning.Segment:
+    """The segment of stable run ``stable_id`` that ends at ``step`` in ``table`` (a KeyError naming them if none)."""
+    for segment in planning.stable_segments(table):
+        if segment.stable_id == stable_id and segment.end == step:
+            return segment
+    raise KeyError(f"no run of the plan branches off stable run {stable_id!r} at step {step}")
+
+
+def stable_step(
+    config_path: str | Path, runs_path: str | Path, stable_id: str, step: int, start_from: str | Path | None,
+    out_dir: str | Path, checkpoint_dir: str | Path, threads: int | None = None, log: logging.Logger | None = None,
+) -> Path:
+    """The stable rule (``flops-fit stable``): one stable segment of a plan table, to its branch checkpoint."""
+    config = read_validated(config_path)
+    segment = find_segment(planning.read_runs_table(runs_path), stable_id, int(step))
+    if (segment.start == 0) != (start_from is None):
+        raise ValueError(f"stable run {stable_id}: the segment to step {step} starts at step {segment.start}; "
+                         f"got {'no' if start_from is None else 'a'} previous branch checkpoint")
+    return train_stable_segment(config, segment, build_objects(config), start_from, out_dir, checkpoint_dir, threads, log)
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -325,7 +383,11 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[S
     noise = result.noise
     if noise.sd is not None:
         noise = replace(noise, source=f"{config['sweep']['seed_replicates']} extra seed(s) of the smallest budget's runs")
-    return replace(result, noise=noise, warnings=tuple(warnings) + result.warnings), results
+    trained, separate = planning.compute_cost(table)
+    cost = Cost(trained_flops=trained, separate_runs_flops=separate,
+                branched_runs=int((table.get("branch_of", pd.Series(dtype=str)).fillna("") != "").sum()),
+                stable_runs=len({s.stable_id for s in planning.stable_segments(table)}))
+    return replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings), results
 
 
 def fit_step(

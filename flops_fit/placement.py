@@ -141,7 +141,8 @@ class Placer:
             return sizes, []
         if self.catalog.given is not None:
             return recipe.select_sizes(budget, self.catalog.candidates(), count, center)
-        sizes = _unique(self.catalog.size_for(t) for t in recipe.target_params(center, count, self.recipe.window_span))
+        targets = recipe.target_params(center, count, self.recipe.window_span)
+        sizes = _unique(self.catalog.size_for(self.recipe.snap_params(t)) for t in targets)
         notes = []
         if len(sizes) < count:
             notes.append(
@@ -169,7 +170,8 @@ class Placer:
                 new += beyond[:count]
             else:
                 targets = recipe.extension_params(rows["params"].tolist(), s, count)
-                new += [size for size in _unique(self.catalog.size_for(t) for t in targets) if size not in have]
+                new += [size for size in _unique(self.catalog.size_for(self.recipe.snap_params(t)) for t in targets)
+                        if size not in have]
         return _unique(new)
 
     # -- the wave -------------------------------------------------------------------------------------

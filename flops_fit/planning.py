@@ -8,6 +8,8 @@ Run ids depend only on (budget, size), so growing the config adds rows and never
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +26,14 @@ from flops_fit.model_contract import default_probe_sizes, instantiate
 RUN_COLUMNS = [
     "run_id", "budget", "size_param", "size", "params", "params_total", "flops_per_token",
     "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "lr", "warmup_steps",
-    "planned_flops", "achieved_flops", "seed", "role", "wave",
+    "planned_flops", "achieved_flops", "seed", "role", "wave", "branch_of", "branch_step",
 ]
+#: a branched run (``sweep.reuse: branches``): the stable run it continues (empty: a standalone run)
+#: and the step its cooldown starts from (0: standalone); tables written before them read as standalone
+BRANCH_COLUMNS = ("branch_of", "branch_step")
+#: what a stable (constant-lr) run is: runs that agree on these can share its prefix
+STABLE_KEYS = ("size_param", "size", "params", "flops_per_token", "tokens_per_sample", "batch_size", "lr",
+               "warmup_steps", "seed")
 #: what a row is for: an IsoFLOP point, an extra seed of one (noise), an lr-calibration run, or the
 #: recommended run trained to check the prediction (flops_fit.verify; never fitted)
 ROLES = ("sweep", "replicate", "calibration", "verify")
@@ -176,12 +184,14 @@ def plan_row(
         "steps": steps,
         "tokens": tokens,
         "lr": lr,
-        "warmup_steps": recipe.warmup_steps(info.params, batch * tokens_per_sample, steps),
+        "warmup_steps": recipe.warmup_steps(info.params, batch * tokens_per_sample, steps, info.flops_per_token),
         "planned_flops": budget,
         "achieved_flops": achieved,
         "seed": recipe.seed if seed is None else seed,
         "role": role,
         "wave": wave,
+        "branch_of": "",
+        "branch_step": 0,
     }
     return row, warnings
 
@@ -191,7 +201,15 @@ def as_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def read_runs_table(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"run_id": str, "size_param": str})
+    """A runs table as written; one from before ``sweep.reuse`` reads as all standalone runs."""
+    table = pd.read_csv(path, sep="\t", dtype={"run_id": str, "size_param": str, "branch_of": str})
+    if "branch_of" not in table.columns:
+        table["branch_of"] = ""
+    if "branch_step" not in table.columns:
+        table["branch_step"] = 0
+    table["branch_of"] = table["branch_of"].fillna("")
+    table["branch_step"] = table["branch_step"].fillna(0).astype(int)
+    return table
 
 
 def run_row(table: pd.DataFrame, run_id_: str) -> dict:
@@ -204,6 +222,9 @@ def run_row(table: pd.DataFrame, run_id_: str) -> dict:
                 "seed", "wave"):
         row[key] = int(row[key])
     row["size"] = as_size(row["size"])
+    branch_of = row.get("branch_of")
+    row["branch_of"] = "" if not isinstance(branch_of, str) else branch_of
+    row["branch_step"] = int(row.get("branch_step") or 0)
     return row
 
 
@@ -211,9 +232,115 @@ def run_identity(row: dict) -> dict:
     """What makes a run *this* run: every planned column except bookkeeping (when/why it was planned).
 
     The workflow's rerun trigger (the train rule's params) uses it, so re-placing a run in another
-    wave never retrains it, while a changed lr, seed, batch or budget does.
+    wave never retrains it, while a changed lr, seed, batch or budget does. A standalone run's
+    identity has no branch columns, so tables from before ``sweep.reuse`` keep their runs.
     """
-    return {k: v for k, v in row.items() if k not in BOOKKEEPING}
+    identity = {k: v for k, v in row.items() if k not in BOOKKEEPING}
+    if not identity.get("branch_of"):
+        for key in BRANCH_COLUMNS:
+            identity.pop(key, None)
+    return identity
+
+
+# ------------------------------------------------------------------------------------------- branches
+def stable_identity(row: dict) -> dict:
+    """What a stable run is (:data:`STABLE_KEYS`): its branch checkpoints are fingerprinted with it, so
+    a cooldown only ever continues a prefix trained with its own size, batch, lr, warmup and seed."""
+    def close(x: float) -> float:  # 9 digits: a row just planned and the same row read back (10 digits) agree
+        return float(f"{float(x):.9g}")
+
+    kinds = {"size_param": str, "size": as_size, "flops_per_token": close, "lr": close}
+    return {key: kinds.get(key, int)(row[key]) for key in STABLE_KEYS}
+
+
+def stable_id(row: dict) -> str:
+    """Readable, path-safe id of a stable run, e.g. ``d_model48_seed0_3f2a9c1e`` (hash of its identity)."""
+    identity = stable_identity(row)
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{row['size_param']}{as_size(row['size'])}_seed{int(row['seed'])}_{digest}"
+
+
+def assign_branches(table: pd.DataFrame, new_ids: set[str], recipe: Recipe, budgets: list[float]) -> pd.DataFrame:
+    """Mark the runs ``new_ids`` of ``table`` as cooldowns of a shared stable run where one can serve them.
+
+    A sweep or replicate run branches when its branch point (:func:`~flops_fit.training.schedule.decay_start`)
+    lies past its warmup and its stable identity is shared: another run of the table has it, or (adaptive
+    placement) a budget above the run's is still to be placed and may reuse the size. A branched run
+    trains exactly the FLOPs of one WSD run, so branching a run that ends up alone costs nothing but a
+    saved checkpoint. Runs already in the table keep their columns (a finished run is never re-planned);
+    calibration and verification runs stay standalone. Without ``sweep.reuse: branches``, nothing changes.
+    """
+    from flops_fit.training.schedule import decay_start
+
+    table = table.copy()
+    if not recipe.branches or not len(table):
+        return table
+    shareable = table["role"].isin(["sweep", "replicate"])
+    keys = {i: json.dumps(stable_identity(row), sort_keys=True, default=str)
+            for i, row in zip(table.index, table.to_dict("records")) if shareable[i]}
+    counts = pd.Series(list(keys.values())).value_counts()
+    placed = {float(b) for b in table["budget"]}
+    for i, row in zip(table.index, table.to_dict("records")):
+        if row["run_id"] not in new_ids or i not in keys:
+            continue
+        step = decay_start(int(row["steps"]), int(row["warmup_steps"]), recipe.decay_fraction)
+        later = recipe.placement == "adaptive" and any(
+            float(b) > float(row["budget"]) * (1 + 1e-9) and not any(math.isclose(float(b), p, rel_tol=1e-9) for p in placed)
+            for b in budgets
+        )
+        if step > int(row["warmup_steps"]) and (counts[keys[i]] >= 2 or later):
+            table.loc[i, "branch_of"] = stable_id(row)
+            table.loc[i, "branch_step"] = step
+    return table
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stable segment: the stable run ``stable_id`` trained from ``start`` to ``end`` (steps), at constant lr."""
+
+    stable_id: str
+    start: int
+    end: int
+    #: the stable run's identity (:func:`stable_identity`) and a row to build its model from
+    identity: dict
+    #: tokens per step and FLOPs per token, for its cost
+    step_tokens: int
+    flops_per_token: float
+
+    @property
+    def flops(self) -> float:
+        return float((self.end - self.start) * self.step_tokens * self.flops_per_token)
+
+
+def stable_segments(table: pd.DataFrame) -> list[Segment]:
+    """Every stable segment the branched runs of ``table`` need, in training order per stable run:
+    one per distinct branch step, each from the previous branch point (or step 0)."""
+    if "branch_of" not in table.columns:
+        return []
+    branched = table[table["branch_of"].fillna("") != ""]
+    segments: list[Segment] = []
+    for sid, rows in branched.groupby("branch_of", sort=True):
+        row = rows.iloc[0].to_dict()
+        start = 0
+        for end in sorted({int(s) for s in rows["branch_step"]}):
+            segments.append(Segment(str(sid), start, end, stable_identity(row),
+                                    int(row["batch_size"]) * int(row["tokens_per_sample"]), float(row["flops_per_token"])))
+            start = end
+    return segments
+
+
+def compute_cost(table: pd.DataFrame) -> tuple[float, float]:
+    """(trained, separate) FLOPs of the sweep/replicate runs of ``table``: what the sweep trains, each
+    stable prefix counted once (stable segments + cooldowns + standalone runs), and what the same runs
+    would cost trained separately (each run's own achieved FLOPs: its whole token history)."""
+    runs = table[table["role"].isin(["sweep", "replicate"])] if "role" in table.columns else table
+    separate = float(runs["achieved_flops"].sum())
+    branched = runs["branch_of"].fillna("") != "" if "branch_of" in runs.columns else pd.Series(False, index=runs.index)
+    standalone = float(runs.loc[~branched, "achieved_flops"].sum())
+    b = runs[branched]
+    cooldowns = float(((b["steps"] - b["branch_step"]) * b["batch_size"] * b["tokens_per_sample"] * b["flops_per_token"]).sum())
+    stable = sum(s.flops for s in stable_segments(runs))
+    return stable + cooldowns + standalone, separate
 
 
 def runtime_minutes(achieved_flops: float, flops_per_second: float, minimum: float) -> int:

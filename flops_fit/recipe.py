@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flops_fit.errors import ConfigError
+
 
 def expected_optimal_params(budget: float, tokens_per_param: float, flops_per_param_token: float = 6.0) -> float:
     """N that spends ``budget`` at ``tokens_per_param`` tokens per parameter: C = k·N·(r·N)."""
@@ -160,12 +162,22 @@ class Recipe:
     max_warmup_fraction: float
     seed: int
     seed_replicates: int
+    #: ``sweep.reuse``: ``none`` (every run from step 0) or ``branches`` (cooldowns off shared stable runs)
+    reuse: str = "none"
+    #: ``training.schedule.wsd_decay_fraction``: where a branch's cooldown starts (1 - f of its steps)
+    decay_fraction: float = 0.2
 
     @classmethod
     def from_config(cls, config: dict) -> Recipe:
         """The recipe of a prepared config (defaults filled, schema-checked by :mod:`flops_fit.config`)."""
         sweep = config["sweep"]
         cal = sweep["lr_calibration"]
+        if sweep["reuse"] == "branches" and sweep["steps"]:
+            raise ConfigError(
+                "sweep.reuse: branches needs one batch per size, but sweep.steps fixes the step count, so the "
+                "batch grows with each run's tokens and no two budgets could share a stable run. Remove "
+                "sweep.steps (the batch law) or set sweep.batch_size"
+            )
         return cls(
             sizes_per_budget=int(sweep["sizes_per_budget"]), window_span=float(sweep["window_span"]),
             tokens_per_param=float(sweep["tokens_per_param"]), placement=sweep["placement"],
@@ -180,7 +192,33 @@ class Recipe:
             warmup_tokens_per_param=float(sweep["warmup_tokens_per_param"]),
             max_warmup_fraction=float(sweep["max_warmup_fraction"]),
             seed=int(sweep["seed"]), seed_replicates=int(sweep["seed_replicates"]),
+            reuse=sweep["reuse"], decay_fraction=float(config["training"]["schedule"]["wsd_decay_fraction"]),
         )
+
+    @property
+    def branches(self) -> bool:
+        """``sweep.reuse: branches``: the runs of a size are cooldowns of one shared stable run."""
+        return self.reuse == "branches"
+
+    def batch_budget(self, params: int, budget: float) -> float:
+        """The C the batch law is evaluated at for a run of N = ``params`` at ``budget``.
+
+        Without reuse, the run's own budget (one batch per IsoFLOP profile). With branches, a shared
+        prefix needs one batch per size, whatever budget it serves: the budget at which the size is
+        compute-optimal, C_opt(N) = 6·tokens_per_param·N². DeepSeek's B ∝ C^0.327 then gives
+        B ∝ N^0.65, close to Porian et al.'s B ∝ N^(2/3).
+        """
+        if not self.branches:
+            return budget
+        return 6.0 * self.tokens_per_param * float(params) ** 2
+
+    def snap_params(self, target: float) -> float:
+        """With branches, a target N moved to the nearest point of one log grid (the window's spacing):
+        budgets then pick the same sizes and can share their stable runs. Without reuse, unchanged."""
+        if not self.branches:
+            return target
+        ratio = self.window_span ** (1.0 / (self.sizes_per_budget - 1))
+        return ratio ** round(math.log(target) / math.log(ratio))
 
     def sizes_at(self, budget: float) -> list | None:
         """Explicit sizes configured for this budget in ``sweep.budget_sizes``, if any."""
@@ -212,15 +250,18 @@ class Recipe:
         if self.steps:
             batch, steps = batch_and_steps(tokens, tokens_per_sample, self.steps, None)
             return batch, steps, "fixed steps"
-        law = self.batch.tokens_at(params, budget) / tokens_per_sample
+        law = self.batch.tokens_at(params, self.batch_budget(params, budget)) / tokens_per_sample
         floor = self.batch.min_samples
         batch = max(floor, round(law))
         steps = max(1, round(tokens / tokens_per_sample / batch))
         return batch, steps, "batch law" if law >= floor - 0.5 else f"batch law floored at {floor} samples"
 
-    def warmup_steps(self, params: int, tokens_per_step: int, steps: int) -> int:
+    def warmup_steps(self, params: int, tokens_per_step: int, steps: int, flops_per_token: float) -> int:
         """Warmup of about ``warmup_tokens_per_param``·N tokens (Porian et al.; OLMo), capped to
         ``max_warmup_fraction`` of the run: a long warmup biases small models (Porian: part of why
-        Kaplan's exponent came out at 0.73)."""
+        Kaplan's exponent came out at 0.73). With branches the cap is taken at the size's C_opt
+        (:meth:`batch_budget`), not the run's own steps, so every run of a size shares one warmup."""
+        if self.branches:
+            steps = max(1, round(self.batch_budget(params, 0.0) / flops_per_token / tokens_per_step))
         wanted = math.ceil(self.warmup_tokens_per_param * params / tokens_per_step)
         return max(0, min(wanted, math.floor(self.max_warmup_fraction * steps)))

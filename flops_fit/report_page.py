@@ -21,7 +21,7 @@ from flops_fit.recommend import lines, no_recommendation
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
 RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
-               "status", "eval_loss", "wall_time_s", "reason"]
+               "branch_of", "branch_step", "status", "eval_loss", "wall_time_s", "reason"]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
@@ -102,7 +102,21 @@ def recipe_notes(calibration: dict | None, fit: ScalingFit) -> list[str]:
                      "it floors each optimum's uncertainty")
     else:
         notes.append("run-to-run noise not measured (sweep.seed_replicates: 0)")
+    notes += cost_notes(fit)
     return notes
+
+
+def cost_notes(fit: ScalingFit) -> list[str]:
+    """The compute the sweep trained, and what sharing stable runs saved (``sweep.reuse: branches``)."""
+    cost = fit.cost
+    if cost is None:
+        return []
+    if not cost.branched_runs:
+        return [f"compute trained: {cost.trained_flops:.4g} FLOPs, every run from step 0 (sweep.reuse: none)"]
+    return [f"compute trained: {cost.trained_flops:.4g} FLOPs, {cost.ratio:.0%} of the {cost.separate_runs_flops:.4g} "
+            f"the same runs cost trained separately (saved {1 - cost.ratio:.0%}): {cost.branched_runs} runs are "
+            f"cooldowns of {cost.stable_runs} shared stable runs (branch_of in the runs table); each run's C still "
+            "counts its whole token history"]
 
 
 def summary_page(
@@ -129,7 +143,7 @@ def summary_page(
 <p>{html.escape(backtest_line(fit.backtest))}</p>
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
-<h2>Recipe: how the learning rate and the noise were measured</h2>
+<h2>Recipe: how the learning rate and the noise were measured, and the compute trained</h2>
 {_notes(recipe_notes(calibration, fit), "decision")}
 <h2>Fit summary ({level:.0%} bootstrap intervals, {resamples} resamples)</h2>
 {_table(summary)}

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint-dir", type=Path, help="resumable checkpoints; not a workflow output (default results/checkpoints/RUN_ID)"
     )
     parser.add_argument(
+        "--branch-from", type=Path, default=None,
+        help="a cooldown run's branch checkpoint directory (sweep.reuse: branches; results/stable/SID/stepK)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None,
         help="torch CPU threads of the whole job, shared by its processes under torchrun (default: torch's choice)",
     )
@@ -50,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
             args.config, args.runs, args.run_id,
             run_dir=args.out_dir or Results().run_dir(args.run_id),
             checkpoint_dir=args.checkpoint_dir or Results().checkpoint_dir(args.run_id),
-            threads=threads, log=log,
+            threads=threads, log=log, branch_dir=args.branch_from,
         )
     except Interrupted as stop:
         if ranks.is_main:

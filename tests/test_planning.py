@@ -100,8 +100,8 @@ def test_lr_rule_and_warmup_cap():
     assert recipe.learning_rate(800, 100, 0.01, -1 / 3) == pytest.approx(0.005)
     assert recipe.learning_rate(800, 100, 0.01, 0) == 0.01
     warm = dataclasses.replace(Recipe.from_config(config()), warmup_tokens_per_param=1.0, max_warmup_fraction=0.1)
-    assert warm.warmup_steps(params=10_000, tokens_per_step=1000, steps=400) == 10
-    assert warm.warmup_steps(params=10**6, tokens_per_step=1000, steps=400) == 40
+    assert warm.warmup_steps(params=10_000, tokens_per_step=1000, steps=400, flops_per_token=6e4) == 10
+    assert warm.warmup_steps(params=10**6, tokens_per_step=1000, steps=400, flops_per_token=6e6) == 40
 
 
 def test_plan_row_hits_its_budget_and_warns_about_floored_batches():

@@ -256,6 +256,30 @@ class Bootstrap:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What the sweep trained (``sweep.reuse``): each stable prefix counted once, against the same runs
+    trained separately from step 0. Every run's own C still counts its whole token history."""
+
+    trained_flops: float
+    separate_runs_flops: float
+    #: runs that are cooldowns of a shared stable run, and the stable runs they share
+    branched_runs: int = 0
+    stable_runs: int = 0
+
+    @property
+    def ratio(self) -> float:
+        """trained / separate (1 without reuse)."""
+        return self.trained_flops / self.separate_runs_flops if self.separate_runs_flops else 1.0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Cost | None:
+        if not data:
+            return None
+        return cls(float(data["trained_flops"]), float(data["separate_runs_flops"]),
+                   int(data.get("branched_runs") or 0), int(data.get("stable_runs") or 0))
+
+
+@dataclass(frozen=True)
 class ScalingFit:
     """Everything ``fit.json`` holds: both approaches, predictions at the target budgets, the checks."""
 
@@ -271,6 +295,8 @@ class ScalingFit:
     frontier: Frontier
     bootstrap: Bootstrap
     warnings: tuple[str, ...]
+    #: the compute the sweep trained (filled by the workflow's fit from the runs table; None otherwise)
+    cost: Cost | None = None
 
     @property
     def ci_level(self) -> float:
@@ -300,6 +326,7 @@ class ScalingFit:
             frontier=Frontier.from_dict(data["frontier"]),
             bootstrap=_flat(Bootstrap, data["bootstrap"]),
             warnings=tuple(data.get("warnings") or ()),
+            cost=Cost.from_dict(data.get("cost")),
         )
 
 

@@ -95,7 +95,9 @@ def plot_optima(fit: ScalingFit, stem: str | Path) -> list[Path]:
             hi = np.array([b[1] if b else n for b, n in zip(bars, n_opt)])
             if q == "D":  # D* = C / (k N*): the interval of N* inverted
                 lo, hi = value * n_opt / hi, value * n_opt / lo
-            ax.errorbar([e.C for e in rows], value, yerr=[value - lo, hi - value], capsize=3, zorder=4, **style)
+            # a bootstrap percentile interval need not contain the point estimate: no negative bar lengths
+            yerr = [np.clip(value - lo, 0, None), np.clip(hi - value, 0, None)]
+            ax.errorbar([e.C for e in rows], value, yerr=yerr, capsize=3, zorder=4, **style)
         c_all = [e.C for e in iso.per_budget] + [p.C for p in fit.predictions]
         if exponent is not None and c_all:
             c = np.geomspace(min(c_all) / 1.5, max(c_all) * 1.5, 50)
@@ -103,7 +105,7 @@ def plot_optima(fit: ScalingFit, stem: str | Path) -> list[Path]:
         for i, p in enumerate(targets):
             ci = p.isoflop_ci.get(q)
             value = getattr(p, f"isoflop_{q}")
-            yerr = None if not ci else [[value - ci[0]], [ci[1] - value]]
+            yerr = None if not ci else [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
             ax.errorbar([p.C], [value], yerr=yerr, fmt="*", ms=13, color="crimson", capsize=4, zorder=5,
                         label=None if i else "target budget (power law, 95 % interval)")
             ax.annotate(f"{value:.3g}", (p.C, value), textcoords="offset points", xytext=(7, -4), fontsize=8)

@@ -167,8 +167,11 @@ class _Trainer:
         ranks: Ranks,
         timers: dict[str, float],
         log: logging.Logger,
+        identity: dict | None = None,
     ) -> None:
         self.run, self.net, self.lr, self.loss_fn, self.settings = run, net, lr, loss_fn, settings
+        #: what this state's checkpoints are fingerprinted with (the run; a stable segment's stable run)
+        self.identity = run if identity is None else identity
         self.setup, self.ranks, self.timers, self.log = setup, ranks, timers, log
         self.steps = int(run["steps"])
         self.step_tokens = int(run["batch_size"]) * int(run["tokens_per_sample"])
@@ -186,6 +189,7 @@ class _Trainer:
             "kind": schedule["kind"],
             "final_lr_fraction": float(schedule["final_lr_fraction"]),
             "wsd_decay_fraction": float(schedule["wsd_decay_fraction"]),
+            "wsd_decay_shape": schedule.get("wsd_decay_shape", "linear"),
         }
         self.step = 0
         self.tokens = 0
@@ -198,7 +202,7 @@ class _Trainer:
         """Everything a resume needs; plain containers only, so ``weights_only`` loading accepts it."""
         self.flush()
         return {
-            "fingerprint": fingerprint(self.run),
+            "fingerprint": fingerprint(self.identity),
             "attempts": attempts,  # the finished (diverged) attempts before this one
             "lr": self.lr,
             "step": self.step,
@@ -313,8 +317,16 @@ def run_training(
     checkpoint_dir: Path,
     log: logging.Logger | None = None,
     batch_format: BatchFormat = BatchFormat(),
+    branch_from: Path | None = None,
+    branch_identity: dict | None = None,
 ) -> dict:
     """Train one row of the runs table and write ``out_dir/metrics.json`` and ``out_dir/curve.tsv``.
+
+    A cooldown run (``sweep.reuse: branches``) gives ``branch_from``, the directory of the branch
+    checkpoint its stable run wrote at ``run['branch_step']`` (:func:`train_segment`), and
+    ``branch_identity``, the stable run's identity that checkpoint must carry. Without a checkpoint of
+    its own it starts there: step, tokens, data position, optimizer, RNGs and curve continue, and
+    its own schedule (``wsd``) decays to its last step, so it is the standalone WSD run of its plan.
 
     ``train_data`` yields ``(inputs, targets)`` pairs or mappings read by ``batch_format``;
     ``eval_data`` is a list of ``(inputs, targets)`` batches (:func:`flops_fit.heldout.eval_batches`).
@@ -352,7 +364,10 @@ def run_training(
 
     # 3. a checkpoint to resume from: its attempt, step, weights, data position and RNGs ------------
     state = _read_checkpoint(checkpoint_dir, run, ranks, log)
+    if state is None and branch_from is not None:
+        state = read_branch(Path(branch_from), branch_identity or {}, int(run["branch_step"]), str(run["run_id"]))
     attempts: list[dict[str, Any]] = list(state["attempts"]) if state else []
+    inherited = state.get("reason") if state else None  # the stable prefix diverged: so has the run
 
     # 4. attempts: the planned lr, then lower ones while the run diverges ---------------------------
     with StopRequests(log) as stops:
@@ -379,8 +394,11 @@ def run_training(
             if resumed_from is not None:
                 set_rng_state(state["rng"])  # after the data replay, so training draws continue exactly
             state = None
-            status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start,
-                                       stops, attempts)
+            if inherited:
+                trainer.reason, status, eval_loss = f"its stable run diverged: {inherited}", "diverged", None
+            else:
+                status, eval_loss = _train(trainer, stream, exact_batches, eval_data, checkpoint_dir, wall_start,
+                                           stops, attempts)
             if status == "interrupted":
                 raise Interrupted(str(run["run_id"]), trainer.step, str(stops.received))
             attempts.append({"lr": lr, "status": status, "reason": trainer.reason})
@@ -439,6 +457,95 @@ def run_training(
         metrics["run_id"], status, eval_loss, trainer.tokens, timers["train"], metrics["tokens_per_s"],
     )
     return metrics
+
+
+def read_branch(branch_dir: Path, identity: dict, step: int, run_id: str) -> dict[str, Any]:
+    """The branch checkpoint a cooldown starts from; a missing one, or one of another stable run or
+    step, is an error naming both (continuing another prefix would train a run that was never planned)."""
+    try:
+        state = load_checkpoint(branch_dir, fingerprint(identity))
+    except UnusableCheckpoint as error:
+        raise ValueError(
+            f"run {run_id}: the branch checkpoint in {branch_dir} is not its stable run's ({error}); "
+            "delete it so that the stable segment is trained again"
+        ) from error
+    if state is None:
+        raise FileNotFoundError(f"run {run_id}: no branch checkpoint in {branch_dir}; train its stable segment first")
+    if int(state["step"]) != step:
+        raise ValueError(f"run {run_id}: the branch checkpoint in {branch_dir} is at step {state['step']}, "
+                         f"the run branches at step {step}")
+    return state
+
+
+def train_segment(
+    stable: dict,
+    *,
+    start_from: Path | None,
+    end_step: int,
+    model: nn.Module,
+    train_data: Any,
+    loss_fn: Callable,
+    settings: dict,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    log: logging.Logger | None = None,
+    batch_format: BatchFormat = BatchFormat(),
+) -> Path:
+    """Train one stable segment of a stable run up to ``end_step`` and save it as a branch checkpoint.
+
+    ``stable`` is the stable run's identity (size, batch, lr, warmup, seed, tokens per sample): the
+    checkpoints are fingerprinted with it. The segment starts from the branch checkpoint in
+    ``start_from`` (the previous branch point) or, with None, from ``model`` as built; it trains at the
+    constant peak lr after warmup (kind ``constant``: no decay, no eval, no metrics) and writes its
+    state to ``out_dir/checkpoint.pt``, the state a cooldown continues from. Preemption is handled
+    as for a run: SIGTERM/SIGUSR1 writes a resumable state to ``checkpoint_dir`` and raises
+    :class:`~flops_fit.training.stopping.Interrupted`; the rerun resumes it. A diverging prefix is not
+    retried (its cooldowns would inherit a retry's lower lr unplanned): its checkpoint records the
+    reason and every cooldown from it ends ``diverged``. One process (no DDP) in this version.
+    """
+    log = log or logging.getLogger("flops_fit.training")
+    wall_start = time.monotonic()
+    setup = setup_device(settings["device"], settings["precision"], settings.get("threads"), local_rank())
+    ranks = Ranks()
+    seed = int(stable["seed"])
+    run = {**stable, "run_id": f"stable segment to step {end_step}", "steps": end_step}
+    resumable = {**stable, "segment_end": end_step}
+    segment_settings = {**settings, "schedule": {**settings["schedule"], "kind": "constant"}}
+    net = _Network(model, setup, ranks, settings["compile"])
+    timers = {"train": 0.0, "eval": 0.0, "compile": 0.0, "checkpoint": 0.0, "wall": 0.0}
+    state = _read_checkpoint(checkpoint_dir, resumable, ranks, log)
+    if state is None and start_from is not None:
+        state = load_checkpoint(start_from, fingerprint(stable))
+        if state is None:
+            raise FileNotFoundError(f"no branch checkpoint in {start_from} to continue the stable run from")
+    _seed_everything(seed)
+    trainer = _Trainer(run, net, float(stable["lr"]), AdaptedLoss(loss_fn, log), segment_settings, setup, ranks,
+                       timers, log, identity=resumable)
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.reason = state.get("reason")
+    exact_batches = not isinstance(train_data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset))
+    stream = BatchStream(train_data, batch_size=int(stable["batch_size"]), seed=seed,
+                         num_workers=int(settings["num_workers"]), pin_memory=setup.is_cuda,
+                         start=int(state["position"]) if state is not None else 0, ranks=ranks,
+                         batch_format=batch_format)
+    if state is not None:
+        set_rng_state(state["rng"])
+    with StopRequests(log) as stops:
+        while trainer.step < end_step and trainer.reason is None:
+            trainer.train_step(stream, exact_batches)
+            trainer.flush()
+            if trainer.step < end_step and stops.received is not None:
+                save_checkpoint(checkpoint_dir, trainer.state_dict(stream.position, time.monotonic() - wall_start, []))
+                raise Interrupted(f"stable segment to step {end_step}", trainer.step, str(stops.received))
+    trainer.identity = stable
+    state = trainer.state_dict(stream.position, time.monotonic() - wall_start, [])
+    state["reason"] = trainer.reason
+    path = save_checkpoint(Path(out_dir), state)
+    remove_checkpoint(checkpoint_dir)
+    log.info("stable segment of size %s to step %d: %s%s", stable["size"], end_step, path,
+             f" (diverged: {trainer.reason})" if trainer.reason else "")
+    return path
 
 
 def _read_checkpoint(checkpoint_dir: Path, run: dict, ranks: Ranks, log: logging.Logger) -> dict[str, Any] | None:

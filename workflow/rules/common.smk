@@ -33,6 +33,8 @@ except ConfigError as error:
 wildcard_constraints:
     run_id="[^/]+",
     wave="[0-9]+",
+    stable_id="[^/]+",
+    step="[0-9]+",
 
 
 LAST_WAVE = placement.wave_count(Recipe.from_config(config), len(config["budgets"])) - 1
@@ -151,3 +153,67 @@ def train_runtime(wildcards):
 def checkpoint_dir(wildcards):
     """Resumable state lives outside the declared outputs: Snakemake deletes those before a retry."""
     return RESULTS.checkpoint_dir(wildcards.run_id)
+
+
+# ------------------------------------------------------------------ sweep.reuse: branches (stable rule)
+def branch_input(wildcards):
+    """A cooldown run's branch checkpoint (nothing for a standalone run). ancient(): a stable run
+    extended later never retrains the cooldowns that branched off it earlier."""
+    run = run_source(wildcards.run_id)[1]
+    if not run.get("branch_of"):
+        return []
+    return {"branch": ancient(RESULTS.branch_checkpoint(run["branch_of"], run["branch_step"]))}
+
+
+def branch_flag(wildcards):
+    run = run_source(wildcards.run_id)[1]
+    if not run.get("branch_of"):
+        return ""
+    return f"--branch-from {RESULTS.branch_dir(run['branch_of'], run['branch_step'])}"
+
+
+def stable_source(stable_id, step):
+    """(wave table file, segment) of the first wave that planned stable run ``stable_id``'s segment to ``step``.
+
+    The first wave fixes where the segment starts (its branch point before ``step`` then), so a later
+    wave that adds branch points never changes a segment already trained."""
+    for wave in range(LAST_WAVE + 1):
+        path = checkpoints.place.get(wave=wave).output.runs
+        table = planning.read_runs_table(path)
+        for segment in planning.stable_segments(table):
+            if segment.stable_id == stable_id and segment.end == int(step):
+                return path, segment
+    raise KeyError(f"no plan table has a segment of stable run {stable_id!r} ending at step {step}")
+
+
+def stable_inputs(wildcards):
+    """The segment's plan table and, unless it starts at step 0, the previous branch checkpoint of
+    the same stable run (ancient(): re-placing or extending never retrains a prefix)."""
+    path, segment = stable_source(wildcards.stable_id, wildcards.step)
+    inputs = {"config": ancient(RESULTS.validated), "runs": ancient(path)}
+    if segment.start:
+        inputs["previous"] = ancient(RESULTS.branch_checkpoint(segment.stable_id, segment.start))
+    return inputs
+
+
+def stable_plan(wildcards):
+    """The segment's identity (stable run, start, end): the stable rule's rerun trigger."""
+    segment = stable_source(wildcards.stable_id, wildcards.step)[1]
+    return {**segment.identity, "start": segment.start, "end": segment.end}
+
+
+def stable_start_flag(wildcards):
+    segment = stable_source(wildcards.stable_id, wildcards.step)[1]
+    return f"--start-from {RESULTS.branch_dir(segment.stable_id, segment.start)}" if segment.start else ""
+
+
+def stable_runtime(wildcards):
+    """Minutes to request from a scheduler, from the segment's FLOPs (as train_runtime for a run)."""
+    res = config["resources"]
+    segment = stable_source(wildcards.stable_id, wildcards.step)[1]
+    return planning.runtime_minutes(segment.flops, res["train_flops_per_second"], res["min_runtime_minutes"])
+
+
+def stable_gpus(wildcards):
+    """One GPU on CUDA (a stable segment trains in one process), none on CPU."""
+    return 1 if train_gpus(wildcards) else 0
