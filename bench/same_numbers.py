@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flops_fit import pipeline, placement, planning
+from flops_fit import pipeline, planning
+from flops_fit.config import prepare_config
 from flops_fit.paths import Results
 from flops_fit.validation import build_objects
 
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="a finished sweep's results folder")
     old = Results(parser.parse_args().results)
 
-    config = pipeline.read_validated(old.validated)
+    config = prepare_config(pipeline.read_validated(old.validated))  # defaults of keys added since
     ctx = pipeline.plan_context(config, *build_objects(config)[:3])
     calibration, _ = pipeline.calibration_plan(config, ctx)
     same_table(calibration, old.calibration_plan)
@@ -47,10 +48,13 @@ def main() -> None:
         waves += 1
 
     fit, fitted = pipeline.fit_runs(config, planning.read_runs_table(old.runs_table), old.runs_dir)
-    assert fit.to_dict() == json.loads(old.fit.read_text()), "fit.json differs"
+    new, before = fit.to_dict(), json.loads(old.fit.read_text())
+    added = sorted(set(new) - set(before))  # keys fit.json gained since (reported, not compared)
+    assert {k: v for k, v in new.items() if k not in added} == before, "fit.json differs"
     pd.testing.assert_frame_equal(fitted, pd.read_csv(old.fitted_runs, sep="\t"), check_dtype=False)
     print(f"identical: lr-calibration plan ({len(calibration)} runs) and law, {waves} wave tables "
-          f"({len(table)} runs), fit.json and the fitted table ({fit.n_runs} runs)")
+          f"({len(table)} runs), fit.json and the fitted table ({fit.n_runs} runs)"
+          + (f"; fit.json keys added since: {', '.join(added)}" if added else ""))
 
 
 if __name__ == "__main__":

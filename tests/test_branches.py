@@ -6,7 +6,6 @@ the branch columns, segments and cost are checked against hand arithmetic.
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 import pytest

@@ -9,7 +9,6 @@ checkpoints and every finished run are left untouched.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
