@@ -1,4 +1,5 @@
 # Shared helpers: config preparation and the input/params functions of the rules.
+import os
 import sys
 
 import torch
@@ -8,6 +9,7 @@ from flops_fit.config import prepare_config
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
 from flops_fit.recipe import Recipe
+from flops_fit.worker.client import WORKER_ENV
 
 # Every results path, with its writer and readers: flops_fit/paths.py.
 RESULTS = Results("results")
@@ -37,13 +39,19 @@ wildcard_constraints:
     step="[0-9]+",
 
 
+# One-process train and stable jobs run in a child of the training worker (flops_fit/worker), asked
+# for through the environment that jobs inherit: an option in the train rule's command would change
+# its shell text or params, which Snakemake's rerun triggers answer by retraining every finished run.
+os.environ[WORKER_ENV] = str(config["worker"]["idle_seconds"]) if config["worker"]["enabled"] else "0"
+
 LAST_WAVE = placement.wave_count(Recipe.from_config(config), len(config["budgets"])) - 1
 
 
 def sweep_config():
-    """The config the sweep depends on: all but ``verify``, so choosing what to verify never
-    re-validates, re-plans or re-fits the sweep (the validate rule's params are its rerun trigger)."""
-    return {key: value for key, value in config.items() if key != "verify"}
+    """The config the sweep depends on: all but ``verify`` and ``worker``, so choosing what to verify or
+    how jobs start never re-validates, re-plans or re-fits the sweep (the validate rule's params are
+    its rerun trigger)."""
+    return {key: value for key, value in config.items() if key not in ("verify", "worker")}
 
 
 def metrics_of(table):
