@@ -20,6 +20,9 @@ from pathlib import Path
 #: environment variables read when torch and its thread pools start (the children inherit the job's
 #: whole environment, but these act in the parent's imports)
 IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "TORCH_", "PYTORCH_", "PYTHON")
+#: a cluster job's worker lives in that job's allocation (its cgroup, killed with the job), so a job
+#: never uses another job's worker
+JOB_ENV = ("SLURM_JOB_ID",)
 
 
 def source_fingerprint(package: Path) -> list[tuple[str, int, int]]:
@@ -35,7 +38,7 @@ def worker_key(cwd: str | None = None) -> str:
     parts = {
         "python": sys.executable,
         "cwd": cwd or os.getcwd(),
-        "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV)),
+        "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV) or k in JOB_ENV),
         "flops_fit": source_fingerprint(package),
         "torch": (str(torch_origin), torch_origin.stat().st_mtime_ns) if torch_origin else None,
     }

@@ -52,27 +52,48 @@ def connect(address: Path) -> socket.socket | None:
         return None
 
 
+def spawn_worker(address: Path, idle_seconds: float) -> subprocess.Popen:
+    with open(address.with_suffix(".log"), "a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flops_fit", "worker", "--socket", str(address), "--idle-seconds", str(idle_seconds)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # not in the job's process group: it outlives the job
+        )
+
+
 def start_worker(address: Path, idle_seconds: float, timeout: float) -> socket.socket | None:
-    """Start a worker on ``address`` (one per address: concurrent jobs wait on a lock, then connect)."""
+    """Start a worker on ``address`` and connect to it (concurrent jobs wait on a lock, then connect)."""
     with open(address.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         conn = connect(address)
         if conn is not None:  # another job started it while this one waited for the lock
             return conn
-        with open(address.with_suffix(".log"), "a") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "flops_fit", "worker", "--socket", str(address),
-                 "--idle-seconds", str(idle_seconds)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # not in the job's process group: it outlives the job
-            )
+        worker = spawn_worker(address, idle_seconds)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and worker.poll() is None:
+        while time.monotonic() < deadline:
             conn = connect(address)
             if conn is not None:
                 return conn
+            status = worker.poll()
+            # exit 0 without listening: a worker started elsewhere holds the address (keep connecting)
+            if status not in (None, 0) or (status == 0 and not address.exists()):
+                return None
             time.sleep(0.02)
         return None
+
+
+def prestart(cwd: str | None = None) -> None:
+    """Start the worker now, without waiting for it (the workflow's ``onstart``), so that it imports
+    torch while validation and planning run instead of when the first train job needs it."""
+    idle_seconds = requested_idle_seconds()
+    if idle_seconds is None:
+        return
+    try:
+        address = worker_socket(cwd)
+        if connect(address) is None:
+            spawn_worker(address, idle_seconds)
+    except OSError as error:
+        print(f"flops-fit: could not start the training worker ahead ({error}); jobs will start it", file=sys.stderr)
 
 
 def send_request(conn: socket.socket, argv: list[str]) -> None:

@@ -53,6 +53,9 @@ def preload() -> None:
     import flops_fit.train_cli  # noqa: F401
     import flops_fit.training  # noqa: F401
 
+    if torch.cuda.is_initialized():  # a forked child could not use CUDA then
+        raise RuntimeError("CUDA was initialised while importing; the worker cannot fork CUDA runs")
+
 
 def read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     """The client's three standard streams and its JSON request."""
