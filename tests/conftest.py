@@ -7,13 +7,31 @@ works on a copy (:func:`copy_sweep`).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from workflow_support import ROOT, snakemake
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_training_workers(tmp_path_factory):
+    """After the session, stop the training workers its sweeps started (each would idle for
+    ``worker.idle_seconds`` holding torch in memory): those working in this session's temp folders."""
+    yield
+    base = tmp_path_factory.getbasetemp().resolve()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        if b"flops_fit" in cmdline and b"worker" in cmdline and cwd.is_relative_to(base):
+            os.kill(int(proc.name), signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ child sets its own threads.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ log = logging.getLogger("flops_fit.worker")
 
 #: how often finished children are reaped and the idle clock checked (seconds)
 POLL_SECONDS = 0.05
+#: imported once by the worker (the user's model, data and loss are not: each child builds its own)
+PRELOADED = ("torch._dynamo", "flops_fit.pipeline", "flops_fit.training", "flops_fit.train_cli", "flops_fit.stable_cli")
 #: the signals a child must handle as a process of its own would (the server ignores none of them)
 CHILD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP, signal.SIGCHLD)
 
@@ -48,11 +51,8 @@ def preload() -> None:
     import torch
 
     torch.set_num_threads(1)
-    import torch._dynamo  # noqa: F401
-    import flops_fit.pipeline  # noqa: F401
-    import flops_fit.train_cli  # noqa: F401
-    import flops_fit.training  # noqa: F401
-
+    for module in PRELOADED:
+        importlib.import_module(module)
     if torch.cuda.is_initialized():  # a forked child could not use CUDA then
         raise RuntimeError("CUDA was initialised while importing; the worker cannot fork CUDA runs")
 
