@@ -11,6 +11,7 @@ the calibration runs and each placement wave in turn, as the workflow must). For
 * ``ratio``: train phase / (sum train / cores): 1 is perfect packing with no overhead.
 
     python bench/train_phase.py [--config .test/config/config.yaml] [--cores 2] [--out bench_results/train_phase]
+                                [--modes process worker bare] [--repeats 1]
 
 Modes alternate in order over ``--repeats`` so load from other processes hits them alike.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+MODES = {"process": "process per job", "worker": "worker", "bare": "bare script"}
 
 SHIM = """#!/bin/bash
 # records the start and end of each flops-fit train/stable job, then behaves as python
@@ -122,18 +124,20 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results" / "train_phase")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="bare trains the runs planned by the worker mode's sweep (run it too, or before)")
     args = parser.parse_args()
     out = args.out.resolve()
-    rows: dict[str, list[dict]] = {"process per job": [], "worker": [], "bare script": []}
+    rows: dict[str, list[dict]] = {MODES[mode]: [] for mode in args.modes}
     for repeat in range(args.repeats):
-        order = [False, True] if repeat % 2 == 0 else [True, False]
-        for worker in order:
-            name = "worker" if worker else "process per job"
-            rows[name].append(run_workflow(args.config.resolve(), out / name.replace(" ", "_"), worker, args.cores))
-        import torch
+        workflow_modes = [mode for mode in ("process", "worker") if mode in args.modes]
+        for mode in workflow_modes if repeat % 2 == 0 else workflow_modes[::-1]:
+            rows[MODES[mode]].append(run_workflow(args.config.resolve(), out / mode, mode == "worker", args.cores))
+        if "bare" in args.modes:
+            import torch
 
-        torch.set_num_threads(1)  # the parent only forks the pool; its children set their own threads
-        rows["bare script"].append(run_bare(out / "worker", out / "bare", args.cores))
+            torch.set_num_threads(1)  # the parent only forks the pool; its children set their own threads
+            rows[MODES["bare"]].append(run_bare(out / "worker", out / "bare", args.cores))
     print(f"config: {args.config}  cores: {args.cores}  repeats: {args.repeats}")
     print(f"{'mode':<16} {'runs':>4} {'sweep wall':>10} {'train phase':>11} {'sum jobs':>9} {'sum train':>9} {'ratio':>6}")
     for name, results in rows.items():

@@ -20,9 +20,9 @@ from pathlib import Path
 #: environment variables read when torch and its thread pools start (the children inherit the job's
 #: whole environment, but these act in the parent's imports)
 IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "TORCH_", "PYTORCH_", "PYTHON")
-#: a cluster job's worker lives in that job's allocation (its cgroup, killed with the job), so a job
-#: never uses another job's worker
-JOB_ENV = ("SLURM_JOB_ID",)
+#: a SLURM job step's worker lives in that step's cgroup and is killed when the step ends, so it serves
+#: only that step: the train jobs of one group job (the jobstep plugin runs a group in one srun step)
+JOB_ENV = ("SLURM_JOB_ID", "SLURM_STEP_ID")
 
 
 def source_fingerprint(package: Path) -> list[tuple[str, int, int]]:
