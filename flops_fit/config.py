@@ -19,6 +19,17 @@ from flops_fit.errors import ConfigError
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
+#: config sections no sweep result depends on: which recommended runs to verify, and how jobs start
+#: (the training worker). The validate rule leaves them out of its rerun trigger and of the validated
+#: config, so changing them never re-validates, re-plans, retrains or re-fits the sweep.
+NOT_SWEEP_KEYS = ("verify", "worker")
+
+
+def sweep_config(config: dict) -> dict:
+    """``config`` without :data:`NOT_SWEEP_KEYS`: what the sweep's results depend on."""
+    return {key: value for key, value in config.items() if key not in NOT_SWEEP_KEYS}
+
+
 def load_schema() -> dict:
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)

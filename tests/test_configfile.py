@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from flops_fit.config import load_config
+from flops_fit.config import sweep_config as config_of_sweep
 from workflow_support import ROOT
 from workflow_support import snakemake as run_snakemake
 
@@ -75,9 +76,9 @@ def used_config(workdir: Path) -> dict:
 
 
 def sweep_config(path: Path) -> dict:
-    """A config file as the sweep uses it: defaults filled, without ``verify`` (the validate rule leaves
-    it out so that choosing what to verify never re-plans the sweep)."""
-    return {key: value for key, value in load_config(path).items() if key != "verify"}
+    """A config file as the sweep uses it: defaults filled, without ``verify`` and ``worker`` (the
+    validate rule leaves them out so that choosing what to verify or how jobs start never re-plans)."""
+    return config_of_sweep(load_config(path))
 
 
 def test_a_users_configfile_is_used_alone(clone):

@@ -6,6 +6,7 @@ import torch
 
 from flops_fit import placement, planning
 from flops_fit.config import prepare_config
+from flops_fit.config import sweep_config as config_of_sweep
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
 from flops_fit.recipe import Recipe
@@ -48,10 +49,9 @@ LAST_WAVE = placement.wave_count(Recipe.from_config(config), len(config["budgets
 
 
 def sweep_config():
-    """The config the sweep depends on: all but ``verify`` and ``worker``, so choosing what to verify or
-    how jobs start never re-validates, re-plans or re-fits the sweep (the validate rule's params are
-    its rerun trigger)."""
-    return {key: value for key, value in config.items() if key not in ("verify", "worker")}
+    """The config the sweep depends on (flops_fit.config.sweep_config: all but ``verify`` and
+    ``worker``); the validate rule's params are its rerun trigger."""
+    return config_of_sweep(config)
 
 
 def metrics_of(table):
