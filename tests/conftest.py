@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_support import ROOT, snakemake
+from workflow_support import ROOT, processes, snakemake
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,14 +24,9 @@ def stop_training_workers(tmp_path_factory):
     ``worker.idle_seconds`` holding torch in memory): those working in this session's temp folders."""
     yield
     base = tmp_path_factory.getbasetemp().resolve()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            cwd = (proc / "cwd").resolve()
-        except OSError:
-            continue
+    for pid, cmdline, cwd in processes():
         if b"flops_fit" in cmdline and b"worker" in cmdline and cwd.is_relative_to(base):
-            os.kill(int(proc.name), signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from flops_fit.training.checkpoint import CHECKPOINT_NAME
 from flops_fit.training.stopping import EXIT_RETRY
 from conftest import copy_sweep
 from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
-from workflow_support import ROOT, snakemake
+from workflow_support import ROOT, processes, snakemake
 
 STEPS = 150
 CHILD = """
@@ -280,14 +280,9 @@ def _training_process(sweep: Path, run_id: str, deadline: float) -> int:
     log = sweep / "logs" / "train" / f"{run_id}.log"
     while time.monotonic() < deadline:
         if log.exists() and re.search(r"^\S+ \S+ INFO step \d+/", log.read_text(), re.M):
-            for proc in Path("/proc").glob("[0-9]*"):
-                try:
-                    cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-                    cwd = (proc / "cwd").resolve()
-                except OSError:
-                    continue
+            for pid, cmdline, cwd in processes():
                 if b"train" in cmdline and run_id.encode() in cmdline and cwd == sweep.resolve():
-                    return int(proc.name)
+                    return pid
         time.sleep(0.002)
     raise AssertionError(f"run {run_id} did not start training in time")
 

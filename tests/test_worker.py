@@ -23,10 +23,11 @@ from flops_fit.worker.client import WORKER_ENV, requested_idle_seconds
 from flops_fit.training.stopping import EXIT_RETRY
 
 
-def _train(sweep: Path, run_id: str, out: str, env: dict, **popen) -> subprocess.Popen:
+def _train(sweep: Path, run_id: str, out: str, env: dict, threads: tuple[str, ...] = ("--threads", "1"),
+           **popen) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "flops_fit", "train", "--config", "results/validated.json",
            "--runs", "results/plan/runs.tsv", "--run-id", run_id, "--out-dir", f"{out}/{run_id}",
-           "--checkpoint-dir", f"{out}/checkpoints/{run_id}", "--threads", "1", "--log-file", f"{out}/{run_id}.log"]
+           "--checkpoint-dir", f"{out}/checkpoints/{run_id}", *threads, "--log-file", f"{out}/{run_id}.log"]
     return subprocess.Popen(cmd, cwd=sweep, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)
 
@@ -96,6 +97,21 @@ def test_a_run_through_the_worker_equals_the_workflows_and_reuses_it(test_sweep,
     log = _worker_log(sweep, env).read_text()
     assert all(re.search(rf"pid \d+: flops-fit train .*--run-id {run_id} ", log) for run_id in run_ids), log
     assert len(re.findall(r"INFO ready on", log)) == 1  # one worker served both
+
+
+def test_a_child_starts_as_a_new_process_would(test_sweep, tmp_path):
+    """Without --threads a run gets torch's default threads, as in a process of its own (the worker
+    itself keeps one thread so that it forks no OpenMP pool)."""
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    env = _env()
+    default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    run_id = sorted(_runs(sweep)["run_id"])[0]
+    job = _train(sweep, run_id, "again", env, threads=())
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    metrics = json.loads((sweep / "again" / run_id / "metrics.json").read_text())
+    assert metrics["device"].startswith(f"cpu ({default} threads)"), metrics["device"]
 
 
 def test_a_killed_job_stops_its_run_with_a_checkpoint_and_the_rerun_resumes(test_sweep, tmp_path):

@@ -5,9 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def processes() -> Iterator[tuple[int, list[bytes], Path]]:
+    """(pid, command line, working directory) of every process this user can inspect."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        yield int(proc.name), cmdline, cwd
 
 
 def snakemake(

@@ -45,16 +45,19 @@ PRELOADED = ("torch._dynamo", "flops_fit.pipeline", "flops_fit.training", "flops
 CHILD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP, signal.SIGCHLD)
 
 
-def preload() -> None:
+def preload() -> int:
     """Import what every run needs, so that no child pays for it (torch's compiler stack included:
-    building an AdamW imports ``torch._dynamo``, 2 s of a 5.5 s start-up on a 2-core CPU)."""
+    building an AdamW imports ``torch._dynamo``, 2 s of a 5.5 s start-up on a 2-core CPU). Returns
+    torch's default intra-op thread count, which each child gets back (the worker itself keeps one)."""
     import torch
 
+    default_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     for module in PRELOADED:
         importlib.import_module(module)
     if torch.cuda.is_initialized():  # a forked child could not use CUDA then
         raise RuntimeError("CUDA was initialised while importing; the worker cannot fork CUDA runs")
+    return default_threads
 
 
 def read_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -76,8 +79,13 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
     return data
 
 
-def run_child(request: dict, fds: list[int]) -> int:
-    """In the forked child: become the job's process, then run ``flops-fit train``; its exit status."""
+def run_child(request: dict, fds: list[int], threads: int) -> int:
+    """In the forked child: become the job's process, as a fresh one would start (streams, signals,
+    directory, environment, torch's default threads, unseeded random generators), then run the
+    ``flops-fit`` command; its exit status."""
+    import numpy as np
+    import torch
+
     for target, fd in zip((0, 1, 2), fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -88,6 +96,9 @@ def run_child(request: dict, fds: list[int]) -> int:
     os.environ.update(request["env"])
     os.environ.pop(WORKER_ENV, None)  # the child runs the command itself
     logging.getLogger().handlers.clear()
+    torch.set_num_threads(threads)
+    torch.seed()  # runs seed themselves; anything else draws as in a new process, not as its siblings
+    np.random.seed()
     from flops_fit.cli import main
 
     sys.argv = ["flops-fit", *request["argv"]]
@@ -112,6 +123,7 @@ class Server:
     def __init__(self, address: Path, idle_seconds: float) -> None:
         self.address = address
         self.idle_seconds = idle_seconds
+        self.child_threads = 1  # torch's default for a new process, once preload() has run
         self.children: dict[int, Child] = {}
         self.selector = selectors.DefaultSelector()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,11 +180,14 @@ class Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child never returns into the server loop
+            self.selector.close()
             self.listener.close()
+            for sibling in self.children.values():  # a job must see EOF when the worker goes, not when its siblings do
+                sibling.conn.close()
             conn.close()
             code = 1
             try:
-                code = run_child(request, fds)
+                code = run_child(request, fds, self.child_threads)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -255,7 +270,7 @@ def main(args: argparse.Namespace) -> int:
     if not server.bind():
         log.info("a worker already listens on %s", args.socket)
         return 0
-    preload()
+    server.child_threads = preload()
     log.info("ready on %s (idle exit after %.0f s)", args.socket, args.idle_seconds)
     server.serve()
     return 0
