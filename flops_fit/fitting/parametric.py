@@ -223,11 +223,22 @@ class ParametricFit:
 
 
 def at_bounds(theta: np.ndarray, data: Data) -> list[str]:
-    """Names of the parameters sitting on their box bound (fit is then not an interior optimum)."""
+    """Names of the parameters sitting on their box bound (fit is then not an interior optimum).
+
+    A coefficient whose term has vanished from the law (A/N^alpha or B/D^beta under BOUND_TOL of the
+    loss at every observation) counts as at its lower bound too: its gradient vanishes with the term,
+    so the optimiser stops short of the bound wherever rounding leaves it (ln B = -28.9, not -30, on
+    one CPU), and the fit is just as degenerate.
+    """
     bounds = data.bounds()
     names = ("E", "A", "B", "alpha", "beta")
-    return [names[j] for j in range(5)
-            if min(abs(theta[j] - bounds[j, 0]), abs(theta[j] - bounds[j, 1])) < BOUND_TOL]
+    found = [names[j] for j in range(5)
+             if min(abs(theta[j] - bounds[j, 0]), abs(theta[j] - bounds[j, 1])) < BOUND_TOL]
+    e, a, b, al, be = theta
+    for name, log_term in (("A", a - al * data.x), ("B", b - be * data.y)):
+        if name not in found and np.max(np.exp(log_term - data.l)) < BOUND_TOL:
+            found.append(name)
+    return [name for name in names if name in found]
 
 
 def fit_parametric(data: Data, n_starts: int = 8) -> ParametricFit:
