@@ -13,6 +13,17 @@ from typing import Any
 
 import pandas as pd
 
+#: significant digits of a float in a TSV table (``write_tsv``)
+TSV_DIGITS = 10
+
+
+def as_written(x: float) -> float:
+    """``x`` exactly as a table written by :func:`write_tsv` reads it back. Rounding to the written
+    precision is idempotent, so a value computed now and the same value read back compare equal
+    (rounding to fewer digits than the file holds is not: 0.008283562585438366 rounds to
+    0.00828356259, its written form 0.008283562585 to 0.00828356258)."""
+    return float(f"{float(x):.{TSV_DIGITS}g}")
+
 
 def _temp_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,5 +45,5 @@ def write_json(obj: Any, path: str | Path) -> None:
 def write_tsv(table: pd.DataFrame, path: str | Path) -> None:
     path = Path(path)
     tmp = _temp_beside(path)
-    table.to_csv(tmp, sep="\t", index=False, float_format="%.10g")
+    table.to_csv(tmp, sep="\t", index=False, float_format=f"%.{TSV_DIGITS}g")
     os.replace(tmp, path)

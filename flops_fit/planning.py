@@ -19,6 +19,7 @@ import pandas as pd
 
 from flops_fit.recipe import Recipe
 from flops_fit.flops import flops_per_token, matmul_params, total_params
+from flops_fit.io import as_written
 from flops_fit.knob import ParamCounter, as_size, closest_size
 from flops_fit.model_contract import default_probe_sizes, instantiate
 
@@ -246,10 +247,7 @@ def run_identity(row: dict) -> dict:
 def stable_identity(row: dict) -> dict:
     """What a stable run is (:data:`STABLE_KEYS`): its branch checkpoints are fingerprinted with it, so
     a cooldown only ever continues a prefix trained with its own size, batch, lr, warmup and seed."""
-    def close(x: float) -> float:  # 9 digits: a row just planned and the same row read back (10 digits) agree
-        return float(f"{float(x):.9g}")
-
-    kinds = {"size_param": str, "size": as_size, "flops_per_token": close, "lr": close}
+    kinds = {"size_param": str, "size": as_size, "flops_per_token": as_written, "lr": as_written}
     return {key: kinds.get(key, int)(row[key]) for key in STABLE_KEYS}
 
 

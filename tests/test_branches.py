@@ -142,3 +142,31 @@ def test_find_optimal_trains_stable_segments_then_cooldowns_and_resumes_without_
     before = {p: p.stat().st_mtime_ns for p in files}
     call()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_a_run_planned_now_shares_the_stable_run_of_the_same_size_read_back_from_the_table(tmp_path):
+    """Adaptive placement plans each budget against a table read back from disk: a fresh row and a
+    written one must have one stable identity, whatever digits their lr has (this lr rounded to 9
+    digits differed between the two, and the last budget's runs trained from scratch)."""
+    from flops_fit.io import write_tsv
+
+    table, rec = plan("none")
+    table["lr"] = 0.008283562585438366
+    path = tmp_path / "runs.tsv"
+    write_tsv(table, path)
+    back = planning.read_runs_table(path)
+    fresh, written = table.iloc[0].to_dict(), planning.run_row(back, table["run_id"].iloc[0])
+    assert planning.stable_identity(fresh) == planning.stable_identity(written)
+    assert planning.stable_id(fresh) == planning.stable_id(written)
+    # a budget planned after the others were written branches off their stable runs, as in memory
+    branched, rec = plan("branches")
+    branched["lr"] = 0.008283562585438366
+    branched[["branch_of", "branch_step"]] = ["", 0]
+    top = branched["budget"] == max(BUDGETS)
+    in_memory = assign_branches(branched, set(branched["run_id"]), rec, list(BUDGETS))
+    write_tsv(in_memory[~top], path)
+    mixed = pd.concat([planning.read_runs_table(path), branched[top]], ignore_index=True)
+    mixed = assign_branches(mixed, set(branched.loc[top, "run_id"]), rec, list(BUDGETS))
+    expected = in_memory[top].set_index("run_id")["branch_of"]
+    assert (expected != "").any()
+    assert mixed[mixed["budget"] == max(BUDGETS)].set_index("run_id")["branch_of"].equals(expected)
