@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from flops_fit.logs import setup
     from flops_fit.pipeline import stable_step
-    from flops_fit.training.stopping import EXIT_RETRY, Interrupted
+    from flops_fit.training.stopping import EXIT_RETRY, Interrupted, ignore_repeated_stops
 
+    ignore_repeated_stops()
     setup(args.log_file).setLevel(logging.INFO)
     log = logging.getLogger("flops_fit.training")
     try:

@@ -43,8 +43,9 @@ def main(args: argparse.Namespace) -> int:
     from flops_fit.logs import setup
     from flops_fit.pipeline import train_step
     from flops_fit.training.distributed import launched
-    from flops_fit.training.stopping import EXIT_RETRY, Interrupted
+    from flops_fit.training.stopping import EXIT_RETRY, Interrupted, ignore_repeated_stops
 
+    ignore_repeated_stops()
     ranks = launched()
     setup(args.log_file if ranks.is_main else None).setLevel(logging.INFO if ranks.is_main else logging.WARNING)
     log = logging.getLogger("flops_fit.training")

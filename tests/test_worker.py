@@ -144,6 +144,45 @@ def test_a_killed_job_stops_its_run_with_a_checkpoint_and_the_rerun_resumes(test
     assert metrics["resumed_from_step"] == int(stopped.group(1))
 
 
+def test_a_stop_signal_to_every_process_of_the_job_stops_the_run_once_with_its_retry_status(test_sweep, tmp_path):
+    """As under SLURM (``scancel --signal=TERM``, the time limit's ``--signal``): SIGTERM reaches the job,
+    the worker and the run, and it keeps coming (the job relays it, the stopping worker sends it, a
+    job step's other processes pass it on). The run stops once, and its job still ends with the retry
+    status, not 143 from a repeat landing after the run restored its handlers."""
+    import signal
+
+    from workflow_support import processes
+
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    env = _env()
+    run_id = _slowest_run(sweep)
+    job = _train(sweep, run_id, "again", env)
+    run_log = sweep / "again" / f"{run_id}.log"
+    deadline = time.monotonic() + 120
+    while not (run_log.exists() and re.search(r"INFO step \d+/", run_log.read_text())):
+        assert time.monotonic() < deadline and job.poll() is None, job.communicate()[1][-3000:]
+        time.sleep(0.01)
+    worker_log = _worker_log(sweep, env)
+    child = int(re.findall(rf"pid (\d+): flops-fit train .*--run-id {run_id} ", worker_log.read_text())[-1])
+    socket_arg = str(worker_log.with_suffix(".sock")).encode()
+    server = next(pid for pid, cmd, _ in processes() if b"worker" in cmd and socket_arg in cmd)
+    for pid in (job.pid, server, child):  # SLURM signals each process of the step once
+        os.kill(pid, signal.SIGTERM)
+    while job.poll() is None:  # the job's relay and the stopping worker's, and more, until the run is gone
+        try:
+            os.kill(child, signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    _, err = job.communicate()
+    assert job.returncode == EXIT_RETRY, err[-3000:]
+    assert f"exiting with status {EXIT_RETRY}" in err and err.count("received SIGTERM") == 1, err[-3000:]
+    rerun = _train(sweep, run_id, "again", env)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-3000:]
+    assert json.loads((sweep / "again" / run_id / "metrics.json").read_text())["resumed_from_step"] > 0
+
+
 def test_without_a_usable_worker_the_job_trains_in_its_own_process(test_sweep, tmp_path):
     """A socket folder others could write to is refused: the job says so and trains by itself."""
     sweep = copy_sweep(test_sweep, tmp_path / "sweep")

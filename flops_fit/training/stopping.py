@@ -30,6 +30,32 @@ class Interrupted(Exception):
         self.run_id, self.step, self.signal_name = run_id, step, signal_name
 
 
+#: the first stop signal any run of this process received (None: none yet). Once set the process is
+#: stopping, and a later stop signal is a repeat of it (see :func:`ignore_repeated_stops`).
+_first_stop: str | None = None
+
+
+def ignore_repeated_stops() -> None:
+    """For a process that is one run's job (``flops-fit train`` and ``stable``): a stop signal that
+    arrives outside :class:`StopRequests` ends the process as it would without a handler (status
+    128 + N), unless a run of this process has already taken one: then it is a repeat and is ignored,
+    so that the stopping run still logs its stop and exits :data:`EXIT_RETRY`. Repeats are normal:
+    SLURM signals every process of a job step, and a run in the training worker also gets the signal
+    its job relays and the one its stopping worker sends; without this the second one, landing after
+    the run's handlers were restored, killed it with 143 between its checkpoint and its exit status.
+    Once stopping, the signals are ignored outright (``SIG_IGN`` outlives the interpreter's shutdown,
+    which resets Python-level handlers)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _end_unless_stopping)
+
+
+def _end_unless_stopping(signum: int, frame: FrameType | None) -> None:
+    if _first_stop is None:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
 class StopRequests:
     """While entered, the stop signals set :attr:`received` instead of ending the process.
 
@@ -46,7 +72,9 @@ class StopRequests:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.received is None:
+            global _first_stop
             self.received = name
+            _first_stop = _first_stop or name
             self.log.warning("received %s: finishing the current step, then writing a checkpoint and stopping", name)
 
     def __enter__(self) -> StopRequests:
@@ -59,5 +87,7 @@ class StopRequests:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         for sig, handler in self._previous.items():
+            if handler is _end_unless_stopping and _first_stop is not None:
+                handler = signal.SIG_IGN  # the process is stopping: a repeat must not change its exit status
             signal.signal(sig, handler)
         self._previous.clear()

@@ -147,6 +147,8 @@ def run_in_worker(argv: list[str], idle_seconds: float, start_timeout: float = 1
             ended = read_line(stream)
         except OSError:
             ended = None
+    for sig in RELAYED:  # the run is over: a late signal must not replace its exit status
+        signal.signal(sig, signal.SIG_IGN)
     if not ended or ended[0] != "exit":
         print(f"flops-fit: lost the training worker while it ran pid {pid}", file=sys.stderr)
         return 1
