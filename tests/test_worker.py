@@ -53,6 +53,17 @@ def _slowest_run(sweep: Path) -> str:
     return str(runs.loc[runs["params"].idxmax(), "run_id"])
 
 
+def _training_job(sweep: Path, run_id: str, env: dict) -> tuple[subprocess.Popen, Path]:
+    """A job training ``run_id`` into ``again/``, returned once its run has logged a step; its run log."""
+    job = _train(sweep, run_id, "again", env)
+    run_log = sweep / "again" / f"{run_id}.log"
+    deadline = time.monotonic() + 120
+    while not (run_log.exists() and re.search(r"INFO step \d+/", run_log.read_text())):
+        assert time.monotonic() < deadline and job.poll() is None, job.communicate()[1][-3000:]
+        time.sleep(0.01)
+    return job, run_log
+
+
 def test_which_worker_the_environment_asks_for(monkeypatch):
     monkeypatch.delenv(WORKER_ENV, raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -121,12 +132,8 @@ def test_a_killed_job_stops_its_run_with_a_checkpoint_and_the_rerun_resumes(test
     sweep = copy_sweep(test_sweep, tmp_path / "sweep")
     env = _env()
     run_id = _slowest_run(sweep)
-    job = _train(sweep, run_id, "again", env)
-    run_log = sweep / "again" / f"{run_id}.log"
+    job, run_log = _training_job(sweep, run_id, env)
     deadline = time.monotonic() + 120
-    while not (run_log.exists() and re.search(r"INFO step \d+/", run_log.read_text())):
-        assert time.monotonic() < deadline and job.poll() is None, job.communicate()[1][-3000:]
-        time.sleep(0.01)
     job.kill()
     job.communicate()
     worker_log = _worker_log(sweep, env)
@@ -156,12 +163,7 @@ def test_a_stop_signal_to_every_process_of_the_job_stops_the_run_once_with_its_r
     sweep = copy_sweep(test_sweep, tmp_path / "sweep")
     env = _env()
     run_id = _slowest_run(sweep)
-    job = _train(sweep, run_id, "again", env)
-    run_log = sweep / "again" / f"{run_id}.log"
-    deadline = time.monotonic() + 120
-    while not (run_log.exists() and re.search(r"INFO step \d+/", run_log.read_text())):
-        assert time.monotonic() < deadline and job.poll() is None, job.communicate()[1][-3000:]
-        time.sleep(0.01)
+    job, run_log = _training_job(sweep, run_id, env)
     worker_log = _worker_log(sweep, env)
     child = int(re.findall(rf"pid (\d+): flops-fit train .*--run-id {run_id} ", worker_log.read_text())[-1])
     socket_arg = str(worker_log.with_suffix(".sock")).encode()
