@@ -7,9 +7,11 @@ and the ratio, the exponent a of N* ∝ C^a with its bootstrap interval, N* per 
 branches/none, whether every budget is interior, and both wall times. The done-criteria of issue 11:
 trained FLOPs ≤ 0.6×, |Δa| ≤ 0.05, N* within 15 % per budget, every budget interior. Next to the
 ratio it prints the floor no branching of the same runs can beat (:func:`cost_floor`: 0.649× on the
-default's four budgets); ``bench/configs/five_budgets.yaml`` spreads five budgets over the same span.
+default's four budgets); ``--budgets`` replaces the config's budgets, e.g. five over the default's
+span: ``--budgets 3e11 5.33e11 9.49e11 1.69e12 3e12`` (floor 0.571×).
 
-    python bench/branches.py --out bench_results/branches [--config config/config.yaml] [--modes none branches]
+    python bench/branches.py --out bench_results/branches [--config config/config.yaml] [--budgets C ...]
+                             [--modes none branches]
 
 A mode whose folder already holds a finished ``fit.json`` is not rerun (delete the folder to rerun);
 its wall time is then read from ``wall_s.txt``.
@@ -36,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_mode(config: Path, mode: str, out: Path) -> float:
+def run_mode(config: Path, mode: str, out: Path, budgets: list[float] | None) -> float:
     """The workflow on ``config`` with ``sweep.reuse: mode`` in ``out``; its wall time in seconds."""
     folder = out / mode
     done = folder / "results" / "fit" / "fit.json"
@@ -44,6 +46,8 @@ def run_mode(config: Path, mode: str, out: Path) -> float:
         return float((folder / "wall_s.txt").read_text())
     cfg = yaml.safe_load(config.read_text())
     cfg.setdefault("sweep", {})["reuse"] = mode
+    if budgets:
+        cfg["budgets"] = budgets
     (folder / "config").mkdir(parents=True, exist_ok=True)
     (folder / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -86,10 +90,11 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results" / "branches")
     parser.add_argument("--modes", nargs="+", default=["none", "branches"])
+    parser.add_argument("--budgets", nargs="+", type=float, help="replace the config's budgets (FLOPs)")
     args = parser.parse_args()
-    walls = {mode: run_mode(args.config.resolve(), mode, args.out.resolve()) for mode in args.modes}
+    walls = {mode: run_mode(args.config.resolve(), mode, args.out.resolve(), args.budgets) for mode in args.modes}
     res = {mode: summary(args.out.resolve() / mode) for mode in args.modes}
-    print(f"config: {args.config}")
+    print(f"config: {args.config}" + (f", budgets {args.budgets}" if args.budgets else ""))
     for mode in args.modes:
         r, c = res[mode], res[mode]["cost"]
         ci = r["a_ci"]

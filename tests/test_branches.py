@@ -150,7 +150,7 @@ def test_a_run_planned_now_shares_the_stable_run_of_the_same_size_read_back_from
     digits differed between the two, and the last budget's runs trained from scratch)."""
     from flops_fit.io import write_tsv
 
-    table, rec = plan("none")
+    table, _ = plan("none")
     table["lr"] = 0.008283562585438366
     path = tmp_path / "runs.tsv"
     write_tsv(table, path)

@@ -163,7 +163,7 @@ def test_a_stop_signal_to_every_process_of_the_job_stops_the_run_once_with_its_r
     sweep = copy_sweep(test_sweep, tmp_path / "sweep")
     env = _env()
     run_id = _slowest_run(sweep)
-    job, run_log = _training_job(sweep, run_id, env)
+    job, _ = _training_job(sweep, run_id, env)
     worker_log = _worker_log(sweep, env)
     child = int(re.findall(rf"pid (\d+): flops-fit train .*--run-id {run_id} ", worker_log.read_text())[-1])
     socket_arg = str(worker_log.with_suffix(".sock")).encode()
