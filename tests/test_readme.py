@@ -48,3 +48,15 @@ def test_python_example_runs_as_written(tmp_path, monkeypatch):
     assert result.optima["loss_opt"].dropna().between(1, 5).all()
     assert (tmp_path / "results_mymodel/plan/lr_calibration.json").exists()
     assert (tmp_path / "results_mymodel/fit/fit.json").exists()
+
+
+def test_no_tracked_file_holds_a_merge_conflict():
+    """A merge resolved by hand once left README.md with both sides and their markers."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+    conflicted = [name for name in tracked if (root / name).is_file() and (root / name).stat().st_size < 2_000_000
+                  and marker.search((root / name).read_text(errors="replace"))]
+    assert not conflicted, f"merge conflict markers in {conflicted}"
