@@ -329,7 +329,8 @@ def stable_step(
 
 # ---------------------------------------------------------------------------------------------- fit
 def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The fit's input: one row per finished run (N, D, loss, C, budget), diverged runs left out."""
+    """The fit's input: one row per finished run (N, D, loss, C, budget); diverged runs and runs whose
+    loss reached 0 (the fitter needs a positive loss) are left out with a warning."""
     rows, warnings = [], []
     if "role" in table.columns:  # replicates and calibration runs never enter the fit
         table = table[table["role"] == "sweep"]
@@ -340,6 +341,12 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
             warnings.append(
                 f"{run.run_id} excluded from the fit: status {metrics.get('status')!r}"
                 f" ({metrics.get('reason') or 'no finite eval loss'})"
+            )
+            continue
+        if loss <= 0:  # a law of log-loss has no point here, and a task solved outright shows no scaling
+            warnings.append(
+                f"{run.run_id} excluded from the fit: its eval loss is {loss:g}, so the model solves the task at "
+                "this size and budget and the loss cannot fall further; make the task harder or lower the budgets"
             )
             continue
         rows.append({

@@ -133,3 +133,19 @@ def test_an_interval_with_an_infinite_end_is_no_interval():
 
     assert ci_pair(np.array([1.0, 2.0, np.inf, np.inf, np.inf])) is None
     assert ci_pair(np.array([1.0, 2.0, 3.0])) == pytest.approx([1.05, 2.95])
+
+
+def test_the_sweep_fit_leaves_out_runs_whose_loss_reached_zero(tmp_path):
+    """A user's task that a model solves outright (a classifier on separable data) ends runs at eval
+    loss 0.0: the fit goes on without them and says why, instead of failing on a non-positive loss."""
+    from flops_fit.pipeline import collect_results
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "budget": [1e9] * 3, "size": [8, 16, 32],
+                         "params": [100, 200, 400], "role": ["sweep"] * 3})
+    for run_id, loss in zip(runs["run_id"], [0.7, 0.2, 0.0]):
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "metrics.json").write_text(json.dumps(
+            {"status": "ok", "eval_loss": loss, "tokens": 1000, "flops": 1e9}))
+    results, warnings = collect_results(runs, tmp_path)
+    assert list(results["run_id"]) == ["a", "b"]
+    assert len(warnings) == 1 and "c excluded" in warnings[0] and "eval loss is 0" in warnings[0]
