@@ -68,9 +68,23 @@ def _recommended(entry: dict, method: str) -> dict:
     return {"method": method, "N": n, "D": d, "tokens_per_param": d / n, "ci": ci}
 
 
-def flags(entry: dict, choice: dict) -> list[str]:
-    """Why to distrust one prediction: fallback, disagreement, odd tokens per parameter, extrapolation."""
+def backtest_flag(backtest: dict) -> str | None:
+    """The failed backtest in words, or None when it passed or could not run."""
+    if backtest.get("passed") is not False:
+        return None
+    missed = [q for q, key in (("N*", "N_inside"), ("loss", "loss_inside"))
+              if (backtest["folds"][-1] if backtest.get("folds") else {}).get(key) is False]
+    return (f"backtest failed: the largest budget's {' and '.join(missed)} fell outside the interval predicted from "
+            "the budgets below; the law error it measured widens this interval")
+
+
+def flags(entry: dict, choice: dict, backtest: dict | None = None) -> list[str]:
+    """Why to distrust one prediction: fallback, disagreement, odd tokens per parameter, extrapolation,
+    a failed backtest."""
     out = [choice["reason"]] if choice["reason"] else []
+    failed = backtest_flag(backtest or {})
+    if failed:
+        out.append(failed)
     rec = entry.get("recommended")
     if entry["isoflop_N"] is not None:
         ratio = entry["isoflop_N"] / entry["N"]
@@ -88,10 +102,10 @@ def flags(entry: dict, choice: dict) -> list[str]:
     return out
 
 
-def annotate(predictions: list[dict], choice: dict) -> None:
+def annotate(predictions: list[dict], choice: dict, backtest: dict | None = None) -> None:
     """Add ``recommended`` (method, N, D, tokens per parameter, interval; None) and ``flags`` to each."""
     for entry in predictions:
         method = choice["method"]
         value = entry["isoflop_N"] if method == "isoflop" else entry["N"]
         entry["recommended"] = _recommended(entry, method) if method and value is not None else None
-        entry["flags"] = flags(entry, choice)
+        entry["flags"] = flags(entry, choice, backtest)

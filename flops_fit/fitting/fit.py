@@ -9,12 +9,14 @@ D* = C / (k_g·N*) with k_g the group's median ratio.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from . import advice, approach2, backtest, parametric
-from .bootstrap import CI_LEVEL, ci_pair as _ci, resample_weights
+from .bootstrap import CI_LEVEL, ci_pair, resample_weights
+from .intervals import LawError, combine, interval, parts
 from .records import ScalingFit, strict
 from .table import drop_failed, group_runs, validate_table
 
@@ -104,7 +106,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         theta_b, _, conv_b = parametric.batched_lm(np.repeat(point.theta[None], bootstrap, 0), data, W,
                                                    rtol=BOOT_RTOL)
     boot = _params_from_theta(theta_b)
-    par = {**point.params, "ci": {name: _ci(boot[name]) for name in PARAMS},
+    par = {**point.params, "ci": {name: ci_pair(boot[name]) for name in PARAMS},
            "objective": point.objective, "huber_delta": huber_delta,
            "converged": point.converged, "optimizer_message": point.message,
            "gradient_norm": point.grad_norm, "at_bounds": point.at_bounds,
@@ -116,19 +118,24 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         warnings.append(f"Approach 3: parameter(s) {', '.join(point.at_bounds)} at a bound of the search box; "
                         "the fit is not an interior optimum and its exponents are unreliable")
 
-    iso, iso_boot = approach2.fit_isoflop(N, D, L, C, group, W, degree, noise["sd"], warnings)
+    rng = np.random.default_rng(seed)
+    iso, prof = approach2.fit_isoflop(N, D, L, C, group, degree, noise["sd"], warnings, rng, bootstrap)
     iso["grouping"] = source
+    bt, law_n, law_l = backtest.run(df, prof, huber_delta, rng, bootstrap)
+    run_sd, run_source = run_noise(noise["sd"], iso)
+    ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), k)
+    _exponent_intervals(par, iso, prof, boot, ctx, warnings)
 
     lnC_hi = np.log(max(C.max(), targets.max() if targets.size else 0.0))
     c_grid = np.exp(np.linspace(np.log(C.min()), lnC_hi, FRONTIER_POINTS))
-    predictions = _predictions(point.theta, theta_b, k, targets, iso, iso_boot, C.max(), warnings)
+    predictions = _predictions(point.theta, theta_b, targets, iso, prof, ctx, warnings)
     choice = advice.choose_approach(iso, recommend_from)
-    advice.annotate(predictions, choice)
+    advice.annotate(predictions, choice, bt)
     if _disjoint(par["ci"]["a"], iso["ci"].get("a")):
-        warnings.append(f"Approach 2 and 3 disagree on a (N* ~ C^a): {iso['a']:.3f} {iso['ci']['a']} against "
-                        f"{par['a']:.3f} {par['ci']['a']}; the isoFLOP profiles and the parametric law "
-                        "do not describe the same optimum (check that the sweeps bracket the optimum and "
-                        "that the law fits all runs: see the residual plot)")
+        warnings.append(f"Approach 2 and 3 disagree on a (N* ~ C^a): {iso['a']:.3f} {_rounded(iso['ci']['a'])} "
+                        f"against {par['a']:.3f} {_rounded(par['ci']['a'])}; the isoFLOP profiles and the "
+                        "parametric law do not describe the same optimum (check that the sweeps bracket the "
+                        "optimum and that the law fits all runs: see the residual plot)")
     return ScalingFit.from_dict(strict({  # plain Python, non-finite -> None, as fit.json holds it
         "n_runs": int(len(df)),
         "N_convention": n_convention,
@@ -137,10 +144,17 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         "isoflop": iso,
         "predictions": predictions,
         "recommend": choice,
-        "backtest": backtest.run(df, degree, noise["sd"], huber_delta, iso),
+        "backtest": bt,
+        "uncertainty": {"parts": "parameter draws + run-to-run noise (losses a run will show) + law error "
+                                 "(rolling-origin backtest) growing with the e-folds of C extrapolated",
+                        "law_error": {"N": law_n.to_dict(), "loss": law_l.to_dict()},
+                        "run_noise_sd": run_sd, "run_noise_source": run_source,
+                        "degenerate_fraction": iso["degenerate_fraction"]},
         "frontier": _frontier(point.theta, theta_b, k, c_grid),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
-                      "scheme": "runs resampled with replacement within their isoFLOP budget group"},
+                      "scheme": "Approach 2: each profile redrawn from its fitted curve and residual noise "
+                                "(parametric bootstrap; no budget is dropped); Approach 3: runs resampled "
+                                "with replacement within their isoFLOP budget group"},
         "warnings": warnings,
     }))
 
@@ -155,31 +169,100 @@ def noise_record(noise_sd: float | None) -> dict:
     return {"sd": None if noise_sd is None else float(noise_sd), "source": None if noise_sd is None else "given"}
 
 
-def _predictions(theta, theta_b, k, targets, iso, iso_boot, c_max, warnings) -> list[dict]:
+@dataclass(frozen=True)
+class Context:
+    """What every interval of one fit is made from (:mod:`flops_fit.fitting.intervals`)."""
+
+    rng: np.random.Generator
+    draws: int
+    law_n: LawError
+    law_l: LawError
+    #: loss noise of one run (absolute), added to predicted losses
+    run_sd: float
+    #: the largest fitted budget: extrapolation distances are counted from it
+    c_max: float
+    #: FLOPs per parameter-token of the sweep (C = k N D)
+    k: float
+
+    def distance(self, c: float) -> float:
+        return max(0.0, float(np.log(c / self.c_max)))
+
+
+def run_noise(noise_sd: float | None, iso: dict) -> tuple[float, str]:
+    """The loss noise of one run: the seed replicates' sd when measured, else the profiles' pooled
+    residual sd (which also holds the profile's misfit, so it errs wide)."""
+    if noise_sd is not None:
+        return float(noise_sd), "seed replicates"
+    sds = [e["resid_sd"] for e in iso["per_budget"] if e.get("resid_sd") is not None]
+    return (float(np.sqrt(np.mean(np.square(sds)))), "isoFLOP profile residuals") if sds else (0.0, "none")
+
+
+def _rounded(ci: list[float] | None) -> str:
+    return "none" if ci is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
+def _exponent_intervals(par: dict, iso: dict, prof, boot: dict, ctx: Context, warnings: list[str]) -> None:
+    """a and b of both approaches: parameter draws plus the law error of one e-fold (a slope error of
+    tau in a moves ln N* by tau per e-fold of C, which is what the backtest's tau measures)."""
+    if ctx.draws and boot["a"].size:
+        a = combine(np.log(boot["a"]), ctx.rng, ctx.draws)  # log scale keeps a > 0 as the law does
+        slope = ctx.law_n.draws(ctx.rng, ctx.draws) * ctx.rng.standard_normal(ctx.draws)
+        par["ci"]["a"] = ci_pair(np.exp(a) + slope)
+        par["ci"]["b"] = ci_pair(1 - np.exp(a) - slope)
+    if iso["a"] is not None and ctx.draws and iso["ci"].get("a") is not None:
+        ab, _, _ = prof.law_draws(prof.ok)
+        bb, _, _ = prof.law_draws(prof.ok, of="D")
+        slope = ctx.law_n.draws(ctx.rng, ab.size) * ctx.rng.standard_normal(ab.size)
+        iso["ci"] = {"a": ci_pair(ab + slope), "b": ci_pair(bb - slope)}
+    for name, a, ci in (("Approach 2", iso["a"], iso["ci"].get("a")), ("Approach 3", par["a"], par["ci"]["a"])):
+        if a is None or ci is None:
+            continue
+        if ci[0] <= 0 <= ci[1] or not ci[0] <= a <= ci[1]:
+            what = "crosses 0" if ci[0] <= 0 <= ci[1] else f"excludes its own estimate {a:.3g}"
+            warnings.append(f"{name}: the interval of a {_rounded(ci)} {what}: the sweep does not determine the "
+                            "exponent; read a as a warning, not a result (add budgets or sizes)")
+
+
+def _predictions(theta, theta_b, targets, iso, prof, ctx: Context, warnings) -> list[dict]:
     out = []
     if not targets.size:
         return out
-    Np, Dp, Lp = parametric.frontier(theta, targets, k)
-    Nb, Db, Lb = parametric.frontier(theta_b, targets, k) if theta_b.size else (None,) * 3
+    Np, Dp, Lp = parametric.frontier(theta, targets, ctx.k)
+    Nb, Db, Lb = parametric.frontier(theta_b, targets, ctx.k) if theta_b.size else (None,) * 3
+    if iso["a"] is not None and ctx.draws and iso["ci"].get("a") is not None:
+        ab, lnkN, _ = prof.law_draws(prof.ok)
+        bb, lnkD, _ = prof.law_draws(prof.ok, of="D")
     for j, c in enumerate(targets):
+        dist = ctx.distance(c)
         entry = {"C": float(c), "approach": "parametric (Approach 3)", "N": float(Np[j]), "D": float(Dp[j]),
                  "loss": float(Lp[j]), "tokens_per_param": float(Dp[j] / Np[j]),
-                 "ci": {"N": _ci(None if Nb is None else Nb[:, j]), "D": _ci(None if Db is None else Db[:, j]),
-                        "loss": _ci(None if Lb is None else Lb[:, j])},
+                 "ci": {"N": None, "D": None, "loss": None},
                  "isoflop_N": None, "isoflop_D": None, "isoflop_ci": {"N": None, "D": None},
-                 "extrapolation_factor": float(c / c_max)}
+                 "extrapolation_factor": float(c / ctx.c_max), "interval_parts": {}}
+        if Nb is not None:
+            lnN = combine(np.log(Nb[:, j]), ctx.rng, ctx.draws, ctx.law_n, dist)
+            lnL = np.log(Lb[:, j])
+            noise = ctx.run_sd / Lp[j]
+            entry["ci"] = {"N": interval(lnN), "D": interval(np.log(c / ctx.k) - lnN),
+                           "loss": interval(combine(lnL, ctx.rng, ctx.draws, ctx.law_l, dist, noise))}
+            entry["interval_parts"].update(N=parts(np.log(Nb[:, j]), ctx.law_n, dist, 0.0),
+                                           loss=parts(lnL, ctx.law_l, dist, noise))
         if iso["a"] is not None:
             entry["isoflop_N"] = iso["N_coef"] * c ** iso["a"]
             entry["isoflop_D"] = iso["D_coef"] * c ** iso["b"]
-            if iso_boot:
-                entry["isoflop_ci"] = {"N": _ci(np.exp(iso_boot["lnkN"] + iso_boot["a"] * np.log(c))),
-                                       "D": _ci(np.exp(iso_boot["lnkD"] + iso_boot["b"] * np.log(c)))}
+            if ctx.draws and iso["ci"].get("a") is not None:
+                lnNb = lnkN + ab * np.log(c)
+                law = ctx.law_n.draws(ctx.rng, lnNb.size) * dist * ctx.rng.standard_normal(lnNb.size)
+                entry["isoflop_ci"] = {"N": interval(lnNb + law), "D": interval(lnkD + bb * np.log(c) - law)}
+                entry["interval_parts"]["isoflop_N"] = parts(lnNb, ctx.law_n, dist, 0.0)
             if _disjoint(entry["ci"]["N"], entry["isoflop_ci"]["N"]):
                 warnings.append(f"Approach 2 and 3 disagree on N* at C={c:.3g}: {entry['isoflop_N']:.3g} "
-                                f"{entry['isoflop_ci']['N']} against {entry['N']:.3g} {entry['ci']['N']}")
-        if c / c_max > advice.EXTRAPOLATION_WARN:
-            warnings.append(f"target budget C={c:.3g} is {c / c_max:.0f}x the largest fitted budget: a long "
-                            "extrapolation; read its interval as a lower bound on the uncertainty")
+                                f"{_rounded(entry['isoflop_ci']['N'])} against {entry['N']:.3g} "
+                                f"{_rounded(entry['ci']['N'])}")
+        if c / ctx.c_max > advice.EXTRAPOLATION_WARN:
+            warnings.append(f"target budget C={c:.3g} is {c / ctx.c_max:.0f}x the largest fitted budget: a long "
+                            "extrapolation; its interval assumes the law's error keeps growing as it did "
+                            "inside the sweep")
         out.append(entry)
     return out
 

@@ -116,6 +116,10 @@ class BudgetOptimum:
     N_range: tuple[float, float] | None = None
     #: this budget's FLOPs per parameter-token, C / (N·D): D_opt = C / (k·N_opt)
     k: float | None = None
+    #: the fitted minimum lies more than a few residual sds below every run of the budget
+    below_runs: bool = False
+    #: residual sd of the profile (>= the run-to-run noise when known): the bootstrap's noise level
+    resid_sd: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> BudgetOptimum:
@@ -138,6 +142,14 @@ class IsoflopFit:
     n_budgets_used: int = 0
     #: where the isoFLOP groups came from (the budget column, the planned budgets, separated C values)
     grouping: str | None = None
+    #: the one profile degree of the sweep, why, and the rolling-origin evidence behind an "auto" choice
+    degree_used: int | None = None
+    degree_reason: str | None = None
+    degree_evidence: dict | None = None
+    #: share of bootstrap draws in which some budget's profile had no minimum inside its sizes
+    degenerate_fraction: float | None = None
+    #: why there is no interval (most draws degenerate) and what to add; None when there is one
+    no_interval: str | None = None
 
     def N_at(self, C: float) -> float | None:
         return None if self.a is None else self.N_coef * C**self.a
@@ -182,6 +194,8 @@ class Prediction:
     extrapolation_factor: float = 1.0
     recommended: Recommended | None = None
     flags: tuple[str, ...] = ()
+    #: what each interval is made of (sds on its log scale: parameter, law error, noise; the distance)
+    interval_parts: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> Prediction:
@@ -224,10 +238,20 @@ class Backtest:
     approach: dict[str, str] | None = None
     #: why no backtest was possible; None when it ran
     reason: str | None = None
+    #: the largest budget's 95 % intervals (law error from the earlier folds, observation noise added)
+    N_ci: Interval = None
+    loss_ci: Interval = None
+    #: every budget predicted from the budgets below it (rolling origin), with interval and verdict
+    folds: tuple[dict, ...] = ()
+    #: the largest budget's N* and loss inside their intervals (None: not checked)
+    passed: bool | None = None
+    #: per quantity: [folds inside, folds checked]
+    folds_inside: dict[str, list[int]] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> Backtest:
-        return _flat(cls, data)
+        return _flat(cls, {**data, "N_ci": _interval(data.get("N_ci")), "loss_ci": _interval(data.get("loss_ci")),
+                           "folds": tuple(data.get("folds") or ())})
 
 
 @dataclass(frozen=True)
@@ -297,6 +321,8 @@ class ScalingFit:
     warnings: tuple[str, ...]
     #: the compute the sweep trained (filled by the workflow's fit from the runs table; None otherwise)
     cost: Cost | None = None
+    #: what the intervals are made of: law errors measured by the backtest, run noise, degenerate draws
+    uncertainty: dict | None = None
 
     @property
     def ci_level(self) -> float:
@@ -327,6 +353,7 @@ class ScalingFit:
             bootstrap=_flat(Bootstrap, data["bootstrap"]),
             warnings=tuple(data.get("warnings") or ()),
             cost=Cost.from_dict(data.get("cost")),
+            uncertainty=data.get("uncertainty"),
         )
 
 

@@ -79,7 +79,7 @@ def plot_frontier(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> lis
             ax.plot(C, coef * C ** expo, color="C1", lw=1, label=f"Approach 2 power law (exponent {expo:.3f})")
         for p in fit.predictions:
             ci, value = p.ci.get(q), getattr(p, q)
-            yerr = None if ci is None else [[value - ci[0]], [ci[1] - value]]
+            yerr = None if ci is None else [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
             ax.errorbar([p.C], [value], yerr=yerr, fmt="*", ms=12, color="crimson", capsize=4, zorder=5)
             ax.annotate(f"{value:.3g}", (p.C, value), textcoords="offset points", xytext=(6, -12), fontsize=8)
         ax.axvline(c_data, color="0.6", lw=0.8, ls=":")
