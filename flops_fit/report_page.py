@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from flops_fit.fitting.records import ScalingFit
-from flops_fit.fitting.summary import backtest_line, summary_rows
+from flops_fit.fitting.summary import backtest_line, prefixed, summary_rows
 from flops_fit.paths import run_file
 from flops_fit.recommend import lines, no_recommendation
 
@@ -96,7 +96,7 @@ def recipe_notes(calibration: dict | None, fit: ScalingFit) -> list[str]:
         )
         notes.append(f"learning rate calibrated at the smallest budget: lr*(N) = {calibration['coefficient']:.3g} · "
                      f"N^{calibration['exponent']:.3f} ({per_size})")
-        notes += [f"lr calibration: {w}" for w in calibration.get("warnings", [])]
+        notes += [prefixed("lr calibration", w) for w in calibration.get("warnings", [])]
     if fit.noise.sd is not None:
         notes.append(f"run-to-run loss noise: sd {fit.noise.sd:.3g} from {fit.noise.source}; "
                      "it floors each optimum's uncertainty")

@@ -36,9 +36,17 @@ def count(value: float | None) -> str:
     return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
 
+def prefixed(prefix: str, message: str) -> str:
+    """``prefix: message``, or the message alone when it already starts with the prefix's subject
+    (its text before any parenthesis): "Approach 2 (isoFLOP profiles): Approach 2 skipped: ..."
+    would say it twice."""
+    subject = prefix.split(" (")[0]
+    return message if message.startswith(subject) else f"{prefix}: {message}"
+
+
 def _approach2_line(iso: IsoflopFit) -> str:
     if iso.a is None:
-        return f"Approach 2 (isoFLOP profiles): {iso.skipped}"
+        return prefixed("Approach 2 (isoFLOP profiles)", iso.skipped or "not fitted")
     degrees = [e.degree for e in iso.per_budget]
     return (f"Approach 2 (isoFLOP profiles, degree {iso.degree}: {degrees.count(2)} parabola, "
             f"{degrees.count(3)} cubic; {iso.n_budgets_used} of {len(iso.per_budget)} budgets used): "
