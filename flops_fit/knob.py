@@ -103,7 +103,7 @@ def closest_size(
     Values the constructor refuses are skipped. Raises ValueError when N does not grow with the knob.
     """
     if not target_params > 0:
-        raise ValueError(f"the target parameter count must be positive, got {target_params}")
+        raise ValueError(f"the target parameter count must be positive, got {target_params:.3g}")
     count = counter or ParamCounter(model_cls, size_param, model_kwargs)
     known = sorted(as_size(s) for s in sizes if count(as_size(s)) is not None)
     if not known:

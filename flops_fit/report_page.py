@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from flops_fit.fitting.records import ScalingFit
-from flops_fit.fitting.summary import backtest_line, summary_rows
+from flops_fit.fitting.summary import SUMMARY_COLUMNS, backtest_line, prefixed, summary_rows
 from flops_fit.paths import run_file
 from flops_fit.recommend import lines, no_recommendation
 
@@ -96,7 +96,7 @@ def recipe_notes(calibration: dict | None, fit: ScalingFit) -> list[str]:
         )
         notes.append(f"learning rate calibrated at the smallest budget: lr*(N) = {calibration['coefficient']:.3g} · "
                      f"N^{calibration['exponent']:.3f} ({per_size})")
-        notes += [f"lr calibration: {w}" for w in calibration.get("warnings", [])]
+        notes += [prefixed("lr calibration", w) for w in calibration.get("warnings", [])]
     if fit.noise.sd is not None:
         notes.append(f"run-to-run loss noise: sd {fit.noise.sd:.3g} from {fit.noise.source}; "
                      "it floors each optimum's uncertainty")
@@ -124,10 +124,7 @@ def summary_page(
     retried: pd.DataFrame | None = None,
 ) -> str:
     """The page's HTML: recommendations, backtest, warnings, recipe, fit summary (with intervals), runs."""
-    summary = pd.DataFrame(
-        [r for r in summary_rows(fit) if r[0] != "warning"],
-        columns=["section", "quantity", "value", "ci_lo / status", "ci_hi / reason"],
-    )
+    summary = pd.DataFrame([r for r in summary_rows(fit) if r[0] != "warning"], columns=list(SUMMARY_COLUMNS))
     decisions = (lines(recommendations) or no_recommendation(fit)
                  or ["no target_budgets configured: add some to get a recommendation"])
     all_warnings = list(fit.warnings)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import pandas as pd
+
+from flops_fit.fitting.fit import prepare_table
 from flops_fit.fitting.table import assign_budgets, drop_failed, read_table, separated_groups, validate_table
-from fitting_support import synthetic_sweep
+from fitting_support import law, synthetic_sweep
 
 
 @pytest.mark.parametrize("name,sep", [("runs.csv", ","), ("runs.tsv", "\t"), ("runs.txt", "\t"), ("runs.dat", ",")])
@@ -79,3 +82,32 @@ def test_budgets_from_planned_list_and_from_gaps_in_C():
     C = np.concatenate([np.repeat([1e18, 1e19], 5), np.geomspace(2e18, 8e18, 40)])
     groups, why_not = separated_groups(C, np.concatenate([N[:10], np.geomspace(1e7, 1e9, 40)]))
     assert np.isnan(groups).all() and "holding 20% of the runs" in why_not
+
+
+def test_planned_budgets_close_together_each_keep_their_own_runs():
+    """`flops-fit fit --budgets 6e18 1e19 3e19 1e20` on a table without a budget column (C = 6ND):
+    runs scattering +-10 % around each budget join that budget, never a neighbour (6e18 and 1e19 are
+    1.67x apart); a run beyond the top budget's tolerance stays out and the warning counts it."""
+    budgets = [6e18, 1e19, 3e19, 1e20]
+    rng = np.random.default_rng(3)
+    scatter = np.concatenate([[0.9, 1.1], rng.uniform(0.9, 1.1, 8)])  # the extremes and 8 draws
+    true_budget = np.repeat(budgets, scatter.size)
+    C = true_budget * np.tile(scatter, len(budgets))
+    C = np.append(C, 1.3e20)  # 1.3x the top budget: beyond its 1.25x tolerance
+    N = np.geomspace(1e7, 1e9, C.size)
+    D = C / (6 * N)
+    table = pd.DataFrame({"N": N, "D": D, "loss": law(N, D)})
+    prepared, source, warnings = prepare_table(table, budgets)
+    assert source == "the planned budgets"
+    np.testing.assert_array_equal(prepared["budget"].to_numpy()[:-1], true_budget)
+    assert np.isnan(prepared["budget"].iloc[-1])
+    assert warnings == ["1 of 41 run(s) (C from 1.3e+20 to 1.3e+20) lie more than 1.25x from every planned "
+                        "budget (6e+18, 1e+19, 3e+19, 1e+20) and join no isoFLOP group"]
+
+
+def test_a_run_joins_the_budget_on_its_side_of_the_geometric_midpoint():
+    """Budgets 1.2x apart: the 1.25x tolerance reaches past the neighbour, the midpoint decides."""
+    midpoint = np.sqrt(1e19 * 1.2e19)
+    groups, warnings = assign_budgets(np.array([midpoint * 0.999, midpoint * 1.001, 1.2e19 * 1.2]), [1.2e19, 1e19])
+    np.testing.assert_array_equal(groups, [1e19, 1.2e19, 1.2e19])
+    assert warnings == []

@@ -169,7 +169,7 @@ def test_cli_on_checkpoints_of_no_isoflop_design_reports_approach3_alone(tmp_pat
                          "--bootstrap", "10", "--no-plots")
     assert done.returncode == 0, done.stderr
     assert "isoFLOP groups: none" in done.stdout and "warning: no isoFLOP groups" in done.stderr
-    assert "Approach 2 (isoFLOP profiles): Approach 2 skipped" in done.stdout
+    assert "\nApproach 2 skipped: the runs form no isoFLOP groups" in done.stdout
     fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert fit["isoflop"]["a"] is None and fit["isoflop"]["per_budget"] == [] and fit["isoflop"]["grouping"] is None
 

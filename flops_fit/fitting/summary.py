@@ -8,7 +8,7 @@ from typing import Any
 
 from flops_fit.io import write_text
 
-from .records import Backtest, IsoflopFit, ParametricFit, ScalingFit, write_fit_json
+from .records import Backtest, BudgetOptimum, IsoflopFit, ParametricFit, ScalingFit, write_fit_json
 
 
 def _fmt(v: Any) -> str:
@@ -36,9 +36,17 @@ def count(value: float | None) -> str:
     return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
 
+def prefixed(prefix: str, message: str) -> str:
+    """``prefix: message``, or the message alone when it already starts with the prefix's subject
+    (its text before any parenthesis): "Approach 2 (isoFLOP profiles): Approach 2 skipped: ..."
+    would say it twice."""
+    subject = prefix.split(" (")[0]
+    return message if message.startswith(subject) else f"{prefix}: {message}"
+
+
 def _approach2_line(iso: IsoflopFit) -> str:
     if iso.a is None:
-        return f"Approach 2 (isoFLOP profiles): {iso.skipped}"
+        return prefixed("Approach 2 (isoFLOP profiles)", iso.skipped or "not fitted")
     degrees = [e.degree for e in iso.per_budget]
     return (f"Approach 2 (isoFLOP profiles, degree {iso.degree}: {degrees.count(2)} parabola, "
             f"{degrees.count(3)} cubic; {iso.n_budgets_used} of {len(iso.per_budget)} budgets used): "
@@ -97,36 +105,49 @@ def summary_lines(result: ScalingFit) -> list[str]:
     return lines + [backtest_line(result.backtest)] + prediction_lines(result)
 
 
-def summary_rows(result: ScalingFit) -> list[tuple[str, str, Any, Any, Any]]:
-    """(section, quantity, value, ci_lo, ci_hi) rows of the summary table."""
-    rows = []
+#: the columns of ``summary.tsv``: value, ci_lo and ci_hi hold numbers or nothing, text goes to note
+SUMMARY_COLUMNS = ("section", "quantity", "value", "ci_lo", "ci_hi", "note")
+
+Row = tuple[str, str, float | None, float | None, float | None, str | None]
+
+
+def _budget_note(pb: BudgetOptimum) -> str:
+    """Whether a budget's optimum is used and why (the edge reason, or how its degree was chosen)."""
+    if pb.interior:
+        return f"interior; {pb.degree_reason}" if pb.degree_reason else "interior"
+    return f"refused: {pb.reason}" if pb.reason else "refused"
+
+
+def summary_rows(result: ScalingFit) -> list[Row]:
+    """(section, quantity, value, ci_lo, ci_hi, note) rows of the summary table: numbers in the three
+    numeric columns (None: none), text only in ``note``, so the table reads back as numbers."""
+    rows: list[Row] = []
     par = result.parametric
     for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
         ci = par.ci.get(name) or [None, None]
-        rows.append(("parametric", name, getattr(par, name), *ci))
-    rows.append(("parametric", "objective", par.objective, None, None))
+        rows.append(("parametric", name, getattr(par, name), *ci, None))
+    rows.append(("parametric", "objective", par.objective, None, None, None))
     iso = result.isoflop
     for name in ("a", "b"):
         ci = iso.ci.get(name) or [None, None]
-        rows.append(("isoflop", name, getattr(iso, name), *ci))
+        rows.append(("isoflop", name, getattr(iso, name), *ci, iso.skipped if iso.a is None else None))
     for pb in iso.per_budget:
-        rows.append(("isoflop_budget", f"N_opt@C={pb.C:.4g}", pb.N_opt,
-                     "interior" if pb.interior else "refused", pb.reason or pb.degree_reason))
+        rows.append(("isoflop_budget", f"N_opt@C={pb.C:.4g}", pb.N_opt, None, None, _budget_note(pb)))
     for p in result.predictions:
         for q in ("N", "D", "loss"):
             ci = p.ci.get(q) or [None, None]
-            rows.append(("prediction", f"{q}*@C={p.C:.4g}", getattr(p, q), *ci))
+            rows.append(("prediction", f"{q}*@C={p.C:.4g}", getattr(p, q), *ci, None))
         if p.isoflop_N is not None:
             ci = p.isoflop_ci.get("N") or [None, None]
-            rows.append(("prediction_isoflop", f"N*@C={p.C:.4g}", p.isoflop_N, *ci))
+            rows.append(("prediction_isoflop", f"N*@C={p.C:.4g}", p.isoflop_N, *ci, None))
     for w in result.warnings:
-        rows.append(("warning", "", w, None, None))
+        rows.append(("warning", "", None, None, None, w))
     return rows
 
 
 def write_fit(result: ScalingFit, fit_json: str | Path, summary_tsv: str | Path) -> None:
     """Write ``fit.json`` (:meth:`ScalingFit.to_dict`) and ``summary.tsv`` (:func:`summary_rows`), atomically."""
     write_fit_json(result, fit_json)
-    lines = ["section\tquantity\tvalue\tci_lo\tci_hi"]
+    lines = ["\t".join(SUMMARY_COLUMNS)]
     lines += ["\t".join(_fmt(v).replace("\t", " ") for v in row) for row in summary_rows(result)]
     write_text("\n".join(lines) + "\n", summary_tsv)

@@ -18,7 +18,8 @@ REQUIRED = ("N", "D", "loss")
 NUMERIC = ("N", "D", "loss", "C", "budget")
 #: Approach 3 has 5 parameters; fewer rows than this cannot constrain it
 MIN_POINTS = 6
-#: rows whose C is within this factor of a planned budget belong to it (achieved FLOPs are within 1 %)
+#: rows whose C is within this factor of a planned budget belong to it (achieved FLOPs are within 1 %),
+#: never past the geometric midpoint to a neighbouring planned budget
 BUDGET_TOLERANCE = 1.25
 #: without planned budgets, C values closer than this (in log10) chain into one cluster ...
 GROUP_GAP_DEC = 0.02
@@ -106,20 +107,39 @@ def drop_failed(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return df.loc[~bad].reset_index(drop=True), [msg]
 
 
-def assign_budgets(C: np.ndarray, budgets: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
-    """Budget group (a FLOP count, NaN for none) of each row: each joins the nearest planned budget
-    in log space if within BUDGET_TOLERANCE."""
-    logC = np.log10(C)
-    group = np.full(C.size, np.nan)
-    planned = np.asarray(budgets, float)
-    lb = np.log10(planned)
+def midpoint_limits(lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half the log10 distance from each of the sorted log10 budgets ``lb`` to its neighbour below and
+    above (inf past the outer budgets): how far a run may lie from a budget and still be nearer to it.
+
+    BUDGET_TOLERANCE alone exceeds these for budgets less than 1.56x apart (6e18 and 1e19 are 1.67x
+    apart, half of that is 1.29x): a run's budget must also be its nearest, so one profile never
+    mixes runs of two budgets.
+    """
+    half = np.diff(lb) / 2
+    return np.concatenate([[np.inf], half]), np.concatenate([half, [np.inf]])
+
+
+def assign_budgets(C: np.ndarray, budgets: Sequence[float]) -> tuple[np.ndarray, list[str]]:
+    """Budget group (a FLOP count, NaN for none) of each row, and a warning counting the rows left out.
+
+    A row joins a planned budget when its C lies strictly on that budget's side of the geometric
+    midpoints to the neighbouring planned budgets and within BUDGET_TOLERANCE of it. Rows beyond
+    the outer budgets' tolerance join none: grouping them would bend the outer profiles.
+    """
+    planned = np.unique(np.asarray(budgets, float))
+    logC, lb = np.log10(C), np.log10(planned)
+    below, above = midpoint_limits(lb)
     near = np.argmin(np.abs(logC[:, None] - lb[None, :]), axis=1)
-    ok = np.abs(logC - lb[near]) <= np.log10(BUDGET_TOLERANCE)
-    group[ok] = planned[near[ok]]
+    offset = logC - lb[near]
+    midpoint = np.where(offset >= 0, above[near], below[near])
+    ok = (np.abs(offset) <= np.log10(BUDGET_TOLERANCE)) & (np.abs(offset) < midpoint)
+    group = np.where(ok, planned[near], np.nan)
     warnings = []
     if (~ok).any():
-        warnings.append(f"{(~ok).sum()} run(s) have C more than {BUDGET_TOLERANCE}x away from every planned "
-                        "budget and join no isoFLOP group")
+        warnings.append(
+            f"{(~ok).sum()} of {C.size} run(s) (C from {C[~ok].min():.3g} to {C[~ok].max():.3g}) lie more than "
+            f"{BUDGET_TOLERANCE:.3g}x from every planned budget ({', '.join(f'{b:.3g}' for b in planned)}) "
+            "and join no isoFLOP group")
     return group, warnings
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from flops_fit.fitting.records import BudgetOptimum, IsoflopFit, ScalingFit
 from flops_fit.plotting.style import budget_colors, n_label, plt, save
@@ -76,6 +77,12 @@ def plot_isoflops(fit: ScalingFit, results: pd.DataFrame, stem: str | Path) -> l
 
 def plot_optima(fit: ScalingFit, stem: str | Path) -> list[Path]:
     """N* and D* against C (log–log): per-budget optima with 95 % bars, the power laws, target budgets."""
+    return save(optima_figure(fit), stem)
+
+
+def optima_figure(fit: ScalingFit) -> Figure:
+    """The optima figure (:func:`plot_optima`), unsaved; its title names target budgets only when
+    some are drawn."""
     iso = fit.isoflop
     targets = [p for p in fit.predictions if p.isoflop_N is not None]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -114,6 +121,6 @@ def plot_optima(fit: ScalingFit, stem: str | Path) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.suptitle("Approach 2: compute-optimal size and tokens (★ target budgets, 95 % bootstrap interval)",
-                 fontsize=10)
-    return save(fig, stem)
+    stars = " (★ target budgets, 95 % bootstrap interval)" if targets else ""
+    fig.suptitle(f"Approach 2: compute-optimal size and tokens{stars}", fontsize=10)
+    return fig

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from flops_fit.fitting.records import ScalingFit
 from flops_fit.plotting.style import n_label, plt, save
@@ -53,6 +54,12 @@ def plot_contours(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> lis
 
 def plot_frontier(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> list[Path]:
     """N* and D* against C with bootstrap bands, Approach-2 optima and target-budget predictions."""
+    return save(frontier_figure(fit, table), stem)
+
+
+def frontier_figure(fit: ScalingFit, table: pd.DataFrame) -> Figure:
+    """The frontier figure (:func:`plot_frontier`), unsaved. Target budgets are drawn and named only
+    when the fit has some: a title about stars that are not there misleads."""
     fr = fit.frontier
     C = np.asarray(fr.C, dtype=float)
     c_data = _flops(fit, table).max()
@@ -86,8 +93,11 @@ def plot_frontier(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> lis
         ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=name)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left")
-    axes[1].set_title("★ target budgets (95% bootstrap interval); dotted line: largest fitted C", fontsize=8)
-    return save(fig, stem)
+    title = "dotted line: largest fitted C"
+    if fit.predictions:
+        title = f"★ target budgets (95% bootstrap interval); {title}"
+    axes[1].set_title(title, fontsize=8)
+    return fig
 
 
 def plot_residuals(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> list[Path]:

@@ -453,8 +453,8 @@ def run_training(
     if not settings["checkpoint"]["keep"]:
         remove_checkpoint(checkpoint_dir)
     log.info(
-        "%s: %s, eval loss %s, %d tokens in %.1f s (%s tok/s)",
-        metrics["run_id"], status, eval_loss, trainer.tokens, timers["train"], metrics["tokens_per_s"],
+        "%s: %s, eval loss %s, %d tokens in %.1f s (%s tok/s)", metrics["run_id"], status,
+        "n/a" if eval_loss is None else f"{eval_loss:.4g}", trainer.tokens, timers["train"], metrics["tokens_per_s"],
     )
     return metrics
 
