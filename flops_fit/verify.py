@@ -292,7 +292,8 @@ def optimum_line(group: list[dict]) -> str:
     tail = (f"; {sum(inside)} of {len(inside)} losses inside their prediction intervals" if inside
             else "; no prediction intervals to test")
     if len(group) == 1:
-        return f"{head}: only the recommended size trained (verify.sizes = 1): whether it is the optimum is untested{tail}"
+        return (f"{head}: only the recommended size trained (verify.sizes = 1): whether it is the optimum is "
+                f"untested{tail}")
     if rec["observed_loss"] is None or len(done) < 2:
         return (f"{head}: {len(done)} of {len(group)} sizes have a loss, the recommended {knob} = {rec['size']} "
                 f"{'among them' if rec['observed_loss'] is not None else 'not'}: whether it is the optimum is "

@@ -143,7 +143,8 @@ def test_the_recommended_size_as_the_observed_optimum_is_judged_against_run_nois
     assert said[3] == (
         "verify C = 1e+13: the recommended d_model = 96 is the observed optimum of the 3 sizes trained "
         "(d_model = 64, 96, 128); the next best, d_model = 128, lost 0.02 more, 2.8× the seed-noise sd of a "
-        f"two-run difference (σ√2, σ = 0.005): beyond run noise; {inside} of 3 losses inside their prediction intervals"
+        f"two-run difference (σ√2, σ = 0.005): beyond run noise; {inside} of 3 losses inside their prediction "
+        "intervals"
     )
 
 
@@ -244,7 +245,8 @@ def test_verify_trains_three_sizes_around_the_recommendation_and_compares_each(v
         assert row["status"] == "ok" and math.isfinite(row["observed_loss"])
         assert row["predicted_loss"] == pytest.approx(fit.parametric.loss(row["N"], row["D"]))  # the law at (N, D)
         assert row["predicted_loss_hi"] - row["predicted_loss_lo"] == pytest.approx(width)
-        assert bool(row["inside_interval"]) == (row["predicted_loss_lo"] <= row["observed_loss"] <= row["predicted_loss_hi"])
+        lo, hi = row["predicted_loss_lo"], row["predicted_loss_hi"]
+        assert bool(row["inside_interval"]) == (lo <= row["observed_loss"] <= hi)
         metrics = json.loads((copy / "results/runs" / row["run_id"] / "metrics.json").read_text())
         assert metrics["eval_loss"] == pytest.approx(row["observed_loss"])
     assert table["observed_best"].tolist() == (table["observed_loss"] == table["observed_loss"].min()).tolist()

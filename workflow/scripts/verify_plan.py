@@ -1,4 +1,5 @@
-"""verify_plan checkpoint: the recommended size and its neighbours at each verify budget, planned with the sweep's recipe."""
+"""verify_plan checkpoint: the recommended size and its neighbours at each verify budget, planned with the
+sweep's recipe."""
 
 from flops_fit.errors import ConfigError
 from flops_fit.logs import fail, setup
