@@ -63,7 +63,8 @@ class ScalingResult:
     warnings: list[str] = field(default_factory=list)
     #: one row per target budget: the size-knob value to train, its N, tokens, steps (flops_fit.recommend)
     recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: ``verify=True``: the recommended run's observed loss against the prediction (flops_fit.verify)
+    #: ``verify=True``: one row per verification run (the recommended size and its neighbours): observed
+    #: loss against the prediction, and which size was the observed best (flops_fit.verify)
     verification: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -133,6 +134,7 @@ def find_optimal(
     training: dict | None = None,
     fit: dict | None = None,
     verify: bool | Sequence[float] = False,
+    verify_sizes: int | None = None,
     progress: bool = True,
 ) -> ScalingResult:
     """Run an IsoFLOP sweep of ``model_cls``, sized by ``model_size_param``, and fit scaling laws.
@@ -154,9 +156,11 @@ def find_optimal(
     INFO lines of the ``flops_fit`` logger elsewhere (printed to stderr when logging is not
     configured, otherwise as configured); ``progress=False`` shows nothing.
 
-    ``verify`` trains the recommended run after the fit (True: at the smallest target budget; a list:
-    at those target budgets) with the sweep's recipe and compares its loss with the law's prediction
-    (``ScalingResult.verification``, ``verify/verify.tsv``); the run never enters the fit.
+    ``verify`` trains the recommended size and its neighbours after the fit (True: at the smallest target
+    budget; a list: at those target budgets) with the sweep's recipe, compares their losses with the law's
+    predictions and says whether the recommended size was the observed best (``ScalingResult.verification``,
+    ``verify/verify.tsv``); the runs never enter the fit. ``verify_sizes`` is the number of sizes per budget
+    (config key ``verify.sizes``; default 3: N*/2, N*, 2N*; 1: the recommended size alone).
     """
     model_kwargs = dict(model_kwargs or {})
     _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
@@ -176,7 +180,8 @@ def find_optimal(
         "sweep": dict(sweep or {}),
         "training": dict(training or {}),
         "fit": dict(fit or {}),
-        "verify": {} if isinstance(verify, bool) else {"budgets": list(verify)},
+        "verify": {**({} if isinstance(verify, bool) else {"budgets": list(verify)}),
+                   **({} if verify_sizes is None else {"sizes": verify_sizes})},
     })
     out = Results(Path(output_dir))
     objects = (model_cls, dataset, eval_dataset, loss_fn)
@@ -246,7 +251,8 @@ def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: ScalingFit,
     plan = planning.as_table([])
     if not notes:
         plan, notes = verification.plan_verification(ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch,
-                                                     pipeline.lr_function(config, ctx, law), recommendations, budgets)
+                                                     pipeline.lr_function(config, ctx, law), recommendations, budgets,
+                                                     verification.verify_sizes(config))
     write_tsv(plan, out.verify_plan)
     with visible_info(log) if progress else nullcontext():
         tracker = sweep_progress(dict(zip(plan["run_id"], plan["achieved_flops"])), progress, log)

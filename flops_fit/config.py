@@ -99,8 +99,11 @@ def prepare_config(config: dict) -> dict:
 
 def _describe(exc: Any) -> str:
     key = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
+    message = exc.message
+    if exc.validator == "not" and "description" in exc.schema:  # "should not be valid under {...}" hides the rule
+        message = f"{exc.instance!r} is not accepted: {exc.schema['description'].rstrip('.')}"
     return (
-        f"config key {key!r}: {exc.message}. "
+        f"config key {key!r}: {message}. "
         f"See config/README.md (or flops_fit/schemas/config.schema.yaml) for what this key accepts."
     )
 

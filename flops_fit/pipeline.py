@@ -450,10 +450,11 @@ def summarize_step(
 
 # ------------------------------------------------------------------------------------------- verify
 def verify_plan_step(
-    config: dict, budgets: list[float], fit_json: str | Path, recommendations_tsv: str | Path,
+    config: dict, budgets: list[float], sizes: int, fit_json: str | Path, recommendations_tsv: str | Path,
     law_json: str | Path, out_path: str | Path,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The verify_plan checkpoint: the verification runs (none, with the reason, when nothing is recommended)."""
+    """The verify_plan checkpoint: ``sizes`` runs per verify budget (none, with the reason, when nothing is
+    recommended; fewer where factors of N* share a knob value)."""
     why = verify.nothing_to_verify(read_fit(fit_json), budgets)
     if why:
         table, notes = planning.as_table([]), why
@@ -463,7 +464,7 @@ def verify_plan_step(
         law = json.loads(Path(law_json).read_text())
         table, notes = verify.plan_verification(
             ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch, lr_function(config, ctx, law),
-            recommend.read_recommendations(recommendations_tsv), budgets,
+            recommend.read_recommendations(recommendations_tsv), budgets, sizes,
         )
     write_tsv(table, out_path)
     return table, notes

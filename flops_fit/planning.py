@@ -36,7 +36,7 @@ BRANCH_COLUMNS = ("branch_of", "branch_step")
 STABLE_KEYS = ("size_param", "size", "params", "flops_per_token", "tokens_per_sample", "batch_size", "lr",
                "warmup_steps", "seed")
 #: what a row is for: an IsoFLOP point, an extra seed of one (noise), an lr-calibration run, or the
-#: recommended run trained to check the prediction (flops_fit.verify; never fitted)
+#: recommended size or a neighbour of it, trained to check the prediction (flops_fit.verify; never fitted)
 ROLES = ("sweep", "replicate", "calibration", "verify")
 #: bookkeeping columns that say when or why a run was planned, not how it trains
 BOOKKEEPING = ("role", "wave")

@@ -153,25 +153,31 @@ def summary_page(
 
 
 #: the verification columns shown on its page (the TSV has them all)
-VERIFY_COLUMNS = ["C", "size", "N", "D", "method", "predicted_loss", "predicted_loss_lo", "predicted_loss_hi",
-                  "observed_loss", "rel_error", "inside_interval", "other_method", "other_N_star",
-                  "other_predicted_loss", "status"]
+VERIFY_COLUMNS = ["C", "size", "N", "D", "recommended", "method", "predicted_loss", "predicted_loss_lo",
+                  "predicted_loss_hi", "observed_loss", "rel_error", "inside_interval", "observed_best",
+                  "other_method", "other_N_star", "other_predicted_loss", "status"]
 
 
 def verification_page(verification: pd.DataFrame, sentences: list[str]) -> str:
-    """The verify rule's page: each recommended run's observed loss against the law's prediction.
+    """The verify rule's page: per verify budget, whether the recommended size was the observed best of
+    the sizes trained, and each run's observed loss against the law's prediction (``sentences``:
+    :func:`flops_fit.verify.lines`, or why nothing was verified).
 
     Its own page, not a section of the summary: the summary belongs to the default target, which
-    must not train the verification run.
+    must not train the verification runs.
     """
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flops-fit verification</title><style>{STYLE}</style></head>
 <body>
-<h1>flops-fit: the recommended run, trained and compared with its prediction</h1>
+<h1>flops-fit: the recommended size and its neighbours, trained and compared with the prediction</h1>
 {_notes(sentences, "decision")}
 {_table(verification[[c for c in VERIFY_COLUMNS if c in verification.columns]]) if len(verification) else ""}
-<p>Predicted loss: Approach 3's L(N, D) at the run's own N and tokens; its interval is the fit's bootstrap
-interval of the loss at that budget, carried over to the run (the fit's uncertainty, not one run's seed noise).
-The other approach's loss is the same law at the N*, D* that approach would have chosen.</p>
+<p>Sizes: the recommended one and its neighbours at about N*/2 and 2N* (<code>verify.sizes</code>), each on the
+whole budget; <code>observed_best</code> marks the lowest observed loss at each budget. A gap within 2σ√2 (σ: one
+run's seed noise, from the sweep's replicates) cannot tell two sizes apart. Predicted loss: Approach 3's L(N, D) at
+each run's own N and tokens; its interval is the fit's bootstrap interval of the loss at that budget's frontier point,
+carried over to the run (fit.json keeps no per-size interval: beside N* it is the same to first order, a factor of
+2 away it understates the spread; the fit's uncertainty, not one run's seed noise). The other approach's loss is
+the same law at the N*, D* that approach would have chosen.</p>
 </body></html>
 """

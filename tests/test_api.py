@@ -77,15 +77,24 @@ def test_find_optimal_returns_a_real_result_and_resumes(data, swept):
     assert again.fit.isoflop.per_budget == result.fit.isoflop.per_budget
 
 
-def test_verify_trains_the_recommended_run_outside_the_fit(data, swept, tmp_path):
-    """find_optimal(verify=True) on a copy of the finished sweep: only the verification run is trained."""
+def test_verify_trains_the_recommended_size_and_its_neighbours_outside_the_fit(data, swept, tmp_path):
+    """find_optimal(verify=True) on a copy of the finished sweep: only the verification runs are trained,
+    and the result says whether the recommended size was the observed optimum."""
     shutil.copytree(swept[0] / "out", tmp_path / "out")
-    result = call(data, tmp_path, verify=True, fit={"bootstrap": 30, "recommend_from": "parametric"})
-    row = result.verification.iloc[0]
-    assert row["run_id"].endswith("_verify") and row["run_id"] not in set(result.runs["run_id"])
+    fit = {"bootstrap": 30, "recommend_from": "parametric"}
+    result = call(data, tmp_path, verify=True, fit=fit)
+    table = result.verification
+    assert len(table) == 3 and table["run_id"].str.endswith("_verify").all()  # N*/2, N*, 2N*
+    assert not set(table["run_id"]) & set(result.runs["run_id"])
+    row = table[table["recommended"]].iloc[0]
     assert row["rel_error"] == pytest.approx(row["observed_loss"] / row["predicted_loss"] - 1)
-    assert (tmp_path / "out/verify/verify.tsv").exists() and "verify C = 1e+11" in repr(result)
+    verdict = f"the recommended d_model = {row['size']} is {'' if row['observed_best'] else 'NOT '}the observed optimum"
+    assert (tmp_path / "out/verify/verify.tsv").exists() and f"verify C = 1e+11: {verdict}" in repr(result)
     assert result.fit.n_runs == 8  # the fit saw the sweep only
+    stamp = (tmp_path / "out/runs" / row["run_id"] / "metrics.json").stat().st_mtime_ns
+    alone = call(data, tmp_path, verify=True, verify_sizes=1, fit=fit)  # the recommended run, already trained
+    assert alone.verification["run_id"].tolist() == [row["run_id"]]
+    assert (tmp_path / "out/runs" / row["run_id"] / "metrics.json").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-# Prove the prediction (flops_fit.verify): train the recommended run at verify.budgets with the
-# sweep's recipe and compare its loss with the law's. Not part of `all`: `snakemake verify` asks for
-# it. The run is an ordinary planned run (role `verify`) in its own table, trained by the train rule
-# (run_source finds its row), and never in results/plan/runs.tsv, so it never enters the fit.
-from flops_fit.verify import verify_budgets
+# Prove the prediction (flops_fit.verify): train the recommended size and its neighbours (verify.sizes:
+# N*/2, N*, 2N*) at verify.budgets with the sweep's recipe, compare their losses with the law's and say
+# whether the recommended size is the observed optimum. Not part of `all`: `snakemake verify` asks for
+# it. Each run is an ordinary planned run (role `verify`) in its own table, trained by the train rule
+# (run_source finds its row), and never in results/plan/runs.tsv, so it never enters the fit. A changed
+# verify.sizes re-plans (params) but keeps every run whose identity is unchanged: runs are only added.
+from flops_fit.verify import verify_budgets, verify_sizes
 
 
 checkpoint verify_plan:
@@ -15,6 +17,7 @@ checkpoint verify_plan:
         runs=RESULTS.verify_plan,
     params:
         budgets=verify_budgets(config),
+        sizes=verify_sizes(config),
     log:
         "logs/verify/plan.log",
     localrule: True

@@ -1,4 +1,5 @@
-"""verify rule: the recommended run's observed loss against the law's prediction (table and page)."""
+"""verify rule: the verification runs' observed losses against the law's predictions, and whether the
+recommended size is the observed optimum (table and page)."""
 
 from flops_fit.logs import setup
 from flops_fit.pipeline import verify_step

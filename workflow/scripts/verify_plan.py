@@ -1,4 +1,5 @@
-"""verify_plan checkpoint: the recommended run at each verify budget, planned with the sweep's recipe."""
+"""verify_plan checkpoint: the recommended size and its neighbours at each verify budget, planned with the
+sweep's recipe."""
 
 from flops_fit.errors import ConfigError
 from flops_fit.logs import fail, setup
@@ -7,7 +8,7 @@ from flops_fit.pipeline import read_validated, verify_plan_step
 log = setup(snakemake.log[0])
 try:
     table, notes = verify_plan_step(
-        read_validated(snakemake.input.config), snakemake.params.budgets, snakemake.input.fit,
+        read_validated(snakemake.input.config), snakemake.params.budgets, snakemake.params.sizes, snakemake.input.fit,
         snakemake.input.recommendations, snakemake.input.lr, snakemake.output.runs,
     )
 except (ConfigError, ValueError) as error:
