@@ -3,10 +3,11 @@ parameter uncertainty, and the rolling-origin predictions of each budget's N* fr
 it (the math of one profile is :mod:`flops_fit.fitting.isoflop`).
 
 Parameter uncertainty is a parametric bootstrap of every profile (:func:`isoflop.profile_draws`):
-each draw redraws every budget's optimum, so no draw silently loses a budget. A draw in which a
-budget's redrawn profile has no minimum inside its sizes is *degenerate*; intervals rest on the
-complete draws, and when most draws are degenerate there is no interval (the budgets at fault and
-the runs to add are named).
+each draw redraws every budget's optimum, so no draw silently loses a budget (a draw whose minimum
+leaves a budget's sizes is censored at their end). A draw in which fewer than half of the budgets keep
+an interior minimum is *degenerate* and left out; when most draws are degenerate there is no interval
+(the budgets at fault and the runs to add are named). Beyond their own error bars, the budgets'
+optima scatter about the power law (:class:`Scatter`); the draws carry that scatter too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .bootstrap import ci_pair as _ci
 #: above this share of degenerate draws an interval is not reported (it would describe a different sweep)
 DEGENERATE_MAX = 0.5
 #: above this share a warning says the interval rests on the draws where every budget kept its minimum
-DEGENERATE_WARN = 0.05
+DEGENERATE_WARN = 0.2
 #: a profile minimum this many residual sds below the lowest run of its budget is flagged
 BELOW_RUNS_SDS = 3.0
 #: the cubic replaces the parabola for a whole sweep only when it cuts the later rolling-origin errors to this
@@ -61,17 +62,19 @@ class Profiles:
         return float(a[0]), float(lnk[0])
 
     def law_draws(self, use: np.ndarray, of: str = "N") -> tuple[np.ndarray, np.ndarray, float]:
-        """(slopes, intercepts) of ln N* (``of="N"``) or ln D* (``"D"``) over the complete draws of the
-        budgets in ``use``, and the share of degenerate draws (a budget of ``use`` without an interior
-        minimum)."""
-        complete = self.valid[:, use].all(axis=1)
-        if not complete.any():
+        """(slopes, intercepts) of ln N* (``of="N"``) or ln D* (``"D"``) over the draws of the budgets
+        in ``use``, and the share of degenerate draws: fewer than half of those budgets (or fewer than
+        2) with an interior minimum. Degenerate draws are left out; a budget whose minimum a draw
+        loses stays in it, censored at the end of its sizes."""
+        interior = self.valid[:, use].sum(axis=1)
+        ok = interior >= max(2, int(np.ceil(use.sum() / 2)))
+        if not ok.any():
             return np.empty(0), np.empty(0), 1.0
-        y = self.draws_lnN[complete]
+        y = self.draws_lnN[ok]
         if of == "D":
             y = self.lnC - np.log(self.k) - y
         a, lnk = isoflop.power_law(self.lnC, y, self.sig, np.broadcast_to(use, y.shape))
-        return a, lnk, float(1 - complete.mean())
+        return a, lnk, float(1 - ok.mean())
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Scatter:
     Mandel 1982: the between-budget variance that makes the weighted residuals' chi-square equal
     its degrees of freedom), with a weak prior (``SCATTER_PRIOR``) because a sweep of 4 budgets
     leaves 2 degrees of freedom; drawn from its scaled-inverse-chi-square posterior in the bootstrap.
+    The point estimate keeps the profiles' own weights (it reproduces published exponents); the
+    scatter widens its draws only.
     """
 
     sd: float
@@ -266,7 +271,6 @@ def fit_isoflop(N, D, L, C, group, degree, noise_sd, warnings, rng: np.random.Ge
                     reasons=tuple(e["reason"] for e in rows))
     scatter = Scatter.measure(prof)
     iso["scatter"] = scatter.to_dict()
-    prof.sig = np.sqrt(prof.sig ** 2 + scatter.sd ** 2)
     if n_draws:
         prof.draws_lnN = prof.draws_lnN + scatter.draws(rng, n_draws)[:, None] * rng.standard_normal(prof.draws_lnN.shape)
     if prof.ok.sum() < 2:
@@ -287,8 +291,8 @@ def fit_isoflop(N, D, L, C, group, degree, noise_sd, warnings, rng: np.random.Ge
             warnings.append(f"Approach 2: no interval: {iso['no_interval']}")
         else:
             if degenerate > DEGENERATE_WARN:
-                warnings.append(f"Approach 2: in {degenerate:.0%} of bootstrap draws some budget's profile had no "
-                                "minimum inside its sizes; the intervals rest on the other draws")
+                warnings.append(f"Approach 2: in {degenerate:.0%} of bootstrap draws fewer than half of the budgets "
+                                "kept a minimum inside their sizes; the intervals rest on the other draws")
             iso["ci"] = {"a": _ci(ab), "b": _ci(prof.law_draws(prof.ok, of="D")[0])}
     return iso, prof
 
@@ -297,5 +301,6 @@ def degenerate_message(prof: Profiles, share: float) -> str:
     """Why most draws are degenerate and what to add: the budgets whose redrawn minimum leaves their sizes."""
     lost = [(float(1 - prof.valid[:, g].mean()), prof.C[g]) for g in np.flatnonzero(prof.ok)]
     worst = ", ".join(f"C={c:.3g} ({s:.0%} of draws)" for s, c in sorted(lost, reverse=True) if s > 0.05)
-    return (f"{share:.0%} of bootstrap draws lose the minimum of some budget ({worst}): its runs do not pin the "
-            "optimum down; add sizes around its lowest loss, or seeds, or another budget")
+    return (f"in {share:.0%} of bootstrap draws fewer than half of the budgets keep a minimum inside their sizes "
+            f"(lost most often: {worst}): their runs do not pin the optimum down; add sizes around their lowest "
+            "loss, seed replicates, or another budget")

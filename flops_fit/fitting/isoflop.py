@@ -182,7 +182,8 @@ class ProfileDraws:
 
     lnN: np.ndarray
     loss: np.ndarray
-    #: the draw's profile has a minimum inside the sizes trained (else its lnN, loss are NaN)
+    #: the draw's profile has a minimum inside the sizes trained; else its optimum is censored at the
+    #: end of the sizes where the drawn curve is lowest (the minimum lies there or beyond)
     valid: np.ndarray
 
 
@@ -201,7 +202,7 @@ def profile_draws(lnN: np.ndarray, loss: np.ndarray, degree: int, noise_sd: np.n
     often holds fewer distinct sizes than a profile needs, so the budget drops out of that resample
     and the interval mixes fits with and without it (on the default design only 9 % of resamples
     kept all 4 budgets). Redrawing every run's loss around the fitted curve keeps every size and
-    every budget. The curve's misfit is not redrawn: it is a bias shared by neighbouring budgets,
+    every budget; a draw whose minimum leaves the sizes is censored at their end. The curve's misfit is not redrawn: it is a bias shared by neighbouring budgets,
     which the rolling backtest measures as the law's error.
     """
     center = 0.5 * (lnN.min() + lnN.max())
@@ -214,5 +215,7 @@ def profile_draws(lnN: np.ndarray, loss: np.ndarray, degree: int, noise_sd: np.n
     coefs = Y @ pinv.T
     ustar, _ = vertex(coefs)
     valid = np.isfinite(ustar) & (ustar > u.min()) & (ustar < u.max())
-    ustar = np.where(valid, ustar, np.nan)
+    ends = np.array([u.min(), u.max()])
+    lower_end = ends[np.argmin(np.stack([poly_at(coefs, np.full(len(coefs), e)) for e in ends], axis=1), axis=1)]
+    ustar = np.where(valid, ustar, lower_end)
     return ProfileDraws(lnN=center + scale * ustar, loss=poly_at(coefs, ustar), valid=valid)
