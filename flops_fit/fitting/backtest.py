@@ -24,12 +24,14 @@ def _impossible(reason: str, held_out: float | None = None) -> dict:
     return {**dict.fromkeys(FIELDS), "held_out_budget": held_out, "approach": None, "reason": reason}
 
 
-def run(df: pd.DataFrame, degree: int | str, noise_sd: float | None, huber_delta: float, iso: dict) -> dict:
+def run(df: pd.DataFrame, degree: int | str, noise_sd: float | None, huber_delta: float, iso: dict,
+        loss_floor: float | None = None) -> dict:
     """``fit.json["backtest"]``: predicted and observed N* and loss at the held-out largest budget.
 
     ``df`` is the prepared table (N, D, loss, C, budget), ``iso`` the full fit's Approach 2 (its
-    per-budget optimum of the held-out budget is the observation). Values are None, with a reason,
-    when the backtest is impossible.
+    per-budget optimum of the held-out budget is the observation); ``loss_floor`` bounds Approach 3's E
+    as in the full fit, so the backtest tests the law that is reported. Values are None, with a
+    reason, when the backtest is impossible.
     """
     budgets = iso["per_budget"]
     if len(budgets) < 3:
@@ -50,7 +52,7 @@ def run(df: pd.DataFrame, degree: int | str, noise_sd: float | None, huber_delta
            "N_opt_ratio": predicted_n / held["N_opt"], "predicted_loss": None, "observed_loss": held["loss_opt"],
            "loss_error": None, "approach": dict(APPROACH), "reason": None}
     if len(rest) >= MIN_POINTS:
-        point = parametric.fit_parametric(parametric.Data.from_arrays(N, D, L, huber_delta))
+        point = parametric.fit_parametric(parametric.Data.from_arrays(N, D, L, huber_delta, loss_floor))
         n_opt = held["N_opt"]
         out["predicted_loss"] = parametric.loss_at(point.theta, n_opt, held["C"] / (held["k"] * n_opt))
         out["loss_error"] = out["predicted_loss"] - held["loss_opt"]

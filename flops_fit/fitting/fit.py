@@ -73,7 +73,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
               target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
               degree: int | str = "auto", huber_delta: float = parametric.HUBER_DELTA,
               noise_sd: float | None = None, recommend_from: str = "isoflop",
-              n_convention: str | None = None) -> ScalingFit:
+              n_convention: str | None = None, loss_floor: float | None = None) -> ScalingFit:
     """Fit both approaches to a table of runs; return the fit (``fit.json`` is its ``to_dict()``).
 
     ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
@@ -82,8 +82,12 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     polynomial ("auto": per budget, :func:`isoflop.choose_degree`). ``noise_sd`` is the run-to-run
     loss noise (seed replicates), a floor on each profile's residual scale. ``recommend_from`` is
     the approach that recommends N* (the other is reported beside it). ``n_convention`` says what N
-    counts (figure labels); None for a table whose convention is unknown. Raises ValueError for an
-    unusable table or arguments.
+    counts (figure labels); None for a table whose convention is unknown. ``loss_floor`` is a known
+    lower bound on the loss (a source's entropy rate): Approach 3's E, in the point fit, every
+    bootstrap resample and the backtest, is searched at or above it, so no predicted loss is below it;
+    it bounds the law, the observed losses are fitted as they are (a finite eval set can score a little
+    under the floor), and runs clearly below it are warned about. Raises ValueError for an unusable
+    table or arguments.
     """
     _check_options(degree, bootstrap, huber_delta, noise_sd, recommend_from)
     targets = np.asarray(list(target_budgets), float)
@@ -94,7 +98,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     k = float(np.median(C / (N * D)))
     noise = noise_record(noise_sd)
 
-    data = parametric.Data.from_arrays(N, D, L, huber_delta)
+    data = parametric.Data.from_arrays(N, D, L, huber_delta, loss_floor)
     point = parametric.fit_parametric(data)
     strata = np.unique(np.nan_to_num(group, nan=-1.0), return_inverse=True)[1]
     W = resample_weights(strata, bootstrap, seed)
@@ -109,7 +113,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
            "converged": point.converged, "optimizer_message": point.message,
            "gradient_norm": point.grad_norm, "at_bounds": point.at_bounds,
            "bootstrap_converged_fraction": float(conv_b.mean()) if bootstrap else None,
-           "flops_per_param_token": k}
+           "flops_per_param_token": k, "loss_floor": loss_floor}
+    warnings += parametric.floor_warnings(data, point.theta)
     if not point.converged:
         warnings.append(f"Approach 3: the optimiser did not report convergence ({point.message})")
     if point.at_bounds:
@@ -137,7 +142,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
         "isoflop": iso,
         "predictions": predictions,
         "recommend": choice,
-        "backtest": backtest.run(df, degree, noise["sd"], huber_delta, iso),
+        "backtest": backtest.run(df, degree, noise["sd"], huber_delta, iso, loss_floor),
         "frontier": _frontier(point.theta, theta_b, k, c_grid),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
                       "scheme": "runs resampled with replacement within their isoFLOP budget group"},
