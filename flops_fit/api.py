@@ -31,6 +31,7 @@ from flops_fit.paths import RUN_PLAN, Results
 from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import no_recommendation, recommend_for
+from flops_fit.validation import loss_floor
 
 log = logging.getLogger("flops_fit")
 
@@ -152,6 +153,10 @@ def find_optimal(
     ``targets_key`` say where samples that are mappings keep the inputs and targets (config keys
     ``dataset.inputs_key`` / ``dataset.targets_key``); ``(inputs, targets)`` pairs need neither.
 
+    ``fit={"loss_floor": L}`` gives a known lower bound on the eval loss (the data's entropy rate):
+    Approach 3's E is fitted at or above it. It may also be a reference ``{"target": "pkg.mod:fn",
+    "kwargs": {...}}`` as in a config file; it is resolved before any training.
+
     ``progress`` shows runs done of total with an ETA while the sweep trains: a bar on a terminal,
     INFO lines of the ``flops_fit`` logger elsewhere (printed to stderr when logging is not
     configured, otherwise as configured); ``progress=False`` shows nothing.
@@ -183,6 +188,7 @@ def find_optimal(
         "verify": {**({} if isinstance(verify, bool) else {"budgets": list(verify)}),
                    **({} if verify_sizes is None else {"sizes": verify_sizes})},
     })
+    loss_floor(config)  # a bad fit.loss_floor reference fails now, not after the sweep has trained
     out = Results(Path(output_dir))
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)

@@ -29,7 +29,7 @@ from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
 from flops_fit.recipe import Recipe
 from flops_fit.model_contract import instantiate
-from flops_fit.validation import build_objects, validate_config
+from flops_fit.validation import build_objects, loss_floor, validate_config
 
 
 # ----------------------------------------------------------------------------------------- validate
@@ -378,14 +378,18 @@ def replicate_noise(table: pd.DataFrame, losses: dict[str, float]) -> float | No
 
 
 def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[ScalingFit, pd.DataFrame, list[str]]:
-    """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings."""
+    """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings.
+
+    ``fit.loss_floor`` is resolved here again (the validate rule checked it): the fit rule reads the
+    config, not the validated summary, and resolving a reference costs a fraction of a second.
+    """
     results, warnings = collect_results(table, runs_dir)
     fit = config["fit"]
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],
         bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
         noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
-        recommend_from=fit["recommend_from"], n_convention=N_CONVENTION,
+        recommend_from=fit["recommend_from"], n_convention=N_CONVENTION, loss_floor=loss_floor(config),
     )
     noise = result.noise
     if noise.sd is not None:

@@ -11,6 +11,8 @@ validated.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,8 @@ def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = Non
     """Run every check on the config's objects; return a JSON-serialisable summary of what was built.
 
     Raises one :class:`ConfigError` whose message numbers every problem found. The summary holds
-    the model class with its parameter counts per size, the datasets (type, iterable, length) and
-    the loss name; the validate rule writes it to ``results/validated.json``.
+    the model class with its parameter counts per size, the datasets (type, iterable, length), the
+    loss name and the resolved ``fit.loss_floor``; the validate rule writes it to ``results/validated.json``.
     """
     objects, problems = _build(config, base_dir)
     model_cls, size_param, sizes = objects["model"], config["model"]["size_param"], config["model"].get("sizes")
@@ -74,8 +76,35 @@ def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = Non
             except TypeError as exc:
                 target = config[section]["target"]
                 problems.append(f"{section}.target: {target!r} gave {describe(objects[section])}: {exc}")
+    floor = None
+    try:
+        floor = loss_floor(config, base_dir)
+    except ConfigError as exc:
+        problems.append(str(exc))
     _raise_if(problems)
-    return _summary(config, objects, counts)
+    return {**_summary(config, objects, counts), "loss_floor": floor}
+
+
+def loss_floor(config: dict[str, Any], base_dir: Path | str | None = None) -> float | None:
+    """``fit.loss_floor`` as a number: given as one, or computed by its reference; None without one.
+
+    A reference ``{target, kwargs}`` lets the dataset's own code compute its floor (the Markov
+    example's entropy rate from the dataset's kwargs): a function is called with ``kwargs``, any
+    other attribute is used as is. The validate rule calls this, so a bad reference fails before any
+    training; the fit calls it again (it is cheap). Raises :class:`ConfigError` naming the key.
+    """
+    value = (config.get("fit") or {}).get("loss_floor")
+    if not isinstance(value, dict):
+        return None if value is None else float(value)
+    key = "fit.loss_floor.target"
+    floor = build(resolve(value["target"], key=key, base_dir=base_dir), value.get("kwargs"), key=key)
+    if isinstance(floor, bool) or not isinstance(floor, numbers.Real) or not math.isfinite(floor) or floor <= 0:
+        raise ConfigError(
+            f"fit.loss_floor: {value['target']!r} gave {floor!r} ({describe(floor)}), not a positive number. "
+            "Point fit.loss_floor.target at a function that returns the lower bound on the loss (or at a number), "
+            "or write the number itself."
+        )
+    return float(floor)
 
 
 def _build(config: dict[str, Any], base_dir: Path | str | None) -> tuple[dict[str, Any], list[str]]:

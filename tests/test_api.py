@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import flops_fit
+from flops_fit.errors import ConfigError
 from flops_fit.examples.gpt import GPT, next_token_loss
 from flops_fit.examples.markov import MarkovTokens
 from flops_fit.fitting.records import BudgetOptimum
@@ -95,6 +96,25 @@ def test_verify_trains_the_recommended_size_and_its_neighbours_outside_the_fit(d
     alone = call(data, tmp_path, verify=True, verify_sizes=1, fit=fit)  # the recommended run, already trained
     assert alone.verification["run_id"].tolist() == [row["run_id"]]
     assert (tmp_path / "out/runs" / row["run_id"] / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_a_loss_floor_from_a_reference_bounds_the_law(data, swept, tmp_path):
+    """fit.loss_floor as in a config file, on a copy of the finished sweep: nothing is retrained, the
+    chain's entropy rate is recorded and no loss the law predicts is below it."""
+    shutil.copytree(swept[0] / "out", tmp_path / "out")
+    floor = {"target": "flops_fit.examples.markov:entropy_rate", "kwargs": {"vocab_size": 64, "gamma": 0.7}}
+    result = call(data, tmp_path, fit={"bootstrap": 30, "loss_floor": floor})
+    par = result.fit.parametric
+    assert par.loss_floor == data.entropy_rate and par.E >= data.entropy_rate
+    assert all(p.loss >= data.entropy_rate for p in result.fit.predictions)
+    assert min(result.fit.frontier.loss) >= data.entropy_rate
+    assert result.fit.n_runs == 8 and len(result.runs) == 8
+
+
+def test_a_bad_loss_floor_reference_fails_before_any_training(data, tmp_path):
+    with pytest.raises(ConfigError, match=r"^fit.loss_floor.target: .*no attribute 'entropy_rat'.*Did you mean 'entropy_rate'"):
+        call(data, tmp_path, fit={"loss_floor": {"target": "flops_fit.examples.markov:entropy_rat"}})
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,26 @@ def test_a_numeric_choice_given_as_text_is_read_as_its_number():
     assert prepare_config({**MINIMAL, "fit": {"degree": "auto"}})["fit"]["degree"] == "auto"
     with pytest.raises(ConfigError, match="fit.degree"):
         prepare_config({**MINIMAL, "fit": {"degree": "cubic"}})
+
+
+def test_loss_floor_is_null_a_number_or_a_reference():
+    assert prepare_config(MINIMAL)["fit"]["loss_floor"] is None
+    assert prepare_config({**MINIMAL, "fit": {"loss_floor": "1.4"}})["fit"]["loss_floor"] == 1.4  # --config text
+    reference = {"target": "flops_fit.examples.markov:entropy_rate", "kwargs": {"vocab_size": 96}}
+    assert prepare_config({**MINIMAL, "fit": {"loss_floor": reference}})["fit"]["loss_floor"] == reference
+    for bad, why in ((0, "0 is less than or equal to the minimum of 0"), ({"kwargs": {}}, "'target' is a required property"),
+                     ({"target": "m:f", "kwarg": {}}, "'kwarg' was unexpected")):
+        with pytest.raises(ConfigError, match=f"'fit.loss_floor': .*{why}"):
+            prepare_config({**MINIMAL, "fit": {"loss_floor": bad}})
+
+
+def test_the_default_config_floors_the_law_at_its_chains_entropy_rate():
+    """The default sweep's floor is the entropy rate of the chain its dataset samples (the same kwargs),
+    below the lowest held-out loss the default sweep has measured (1.464, README)."""
+    from flops_fit.examples.markov import entropy_rate
+    from flops_fit.validation import loss_floor
+
+    config = load_config("config/config.yaml")
+    assert config["fit"]["loss_floor"]["kwargs"] == config["dataset"]["kwargs"]
+    floor = loss_floor(config)
+    assert floor == entropy_rate(**config["dataset"]["kwargs"]) and 1.38 < floor < 1.464

@@ -150,3 +150,36 @@ def test_the_sweep_fit_leaves_out_runs_whose_loss_reached_zero(tmp_path):
     results, warnings = collect_results(runs, tmp_path)
     assert list(results["run_id"]) == ["a", "b"]
     assert len(warnings) == 1 and "c excluded" in warnings[0] and "eval loss is 0" in warnings[0]
+
+
+def test_a_loss_floor_is_recorded_and_bounds_every_predicted_loss():
+    """TRUTH has E = 1.82; a floor of 2.0 (under every run's loss) must hold E, the bootstrap's E,
+    the predicted losses with their intervals, the frontier and the backtest at or above it."""
+    df = synthetic_sweep(seed=3, budgets=(1e18, 1e19, 1e20, 1e21))
+    free = fit_json(df, target_budgets=[1e22, 1e24], bootstrap=40)
+    assert free["parametric"]["loss_floor"] is None and free["parametric"]["E"] < 2.0
+    assert free["predictions"][1]["ci"]["loss"][0] < 2.0  # without the floor the law predicts below it
+    result = fit_json(df, target_budgets=[1e22, 1e24], bootstrap=40, loss_floor=2.0)
+    par = result["parametric"]
+    assert par["loss_floor"] == 2.0 and par["E"] == pytest.approx(2.0, rel=1e-9)
+    assert par["ci"]["E"][0] >= 2.0 - 1e-9
+    for p in result["predictions"]:
+        assert p["loss"] >= 2.0 and p["ci"]["loss"][0] >= 2.0 - 1e-9
+    assert min(result["frontier"]["loss"]) >= 2.0
+    assert result["backtest"]["predicted_loss"] >= 2.0
+    assert any("E sits at the loss floor 2" in w for w in result["warnings"])
+    assert ScalingFit.from_dict(result).parametric.loss_floor == 2.0
+    with pytest.raises(ValueError, match="loss_floor must be a positive number"):
+        fit_json(df, bootstrap=0, loss_floor=-1.0)
+
+
+def test_cli_loss_floor(tmp_path, capsys):
+    table = tmp_path / "runs.tsv"
+    synthetic_sweep(seed=4).to_csv(table, sep="\t", index=False)
+    assert run_cli(str(table), "--out", str(tmp_path / "fit"), "--bootstrap", "0", "--loss-floor", "2.0",
+                   "--no-plots") == 0
+    fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert fit["parametric"]["loss_floor"] == 2.0 and fit["parametric"]["E"] == pytest.approx(2.0)
+    assert "E = 2 (loss floor 2)" in capsys.readouterr().out
+    assert run_cli(str(table), "--out", str(tmp_path / "fit2"), "--loss-floor", "0", "--no-plots") == 2
+    assert "loss_floor must be a positive number" in capsys.readouterr().err

@@ -75,3 +75,46 @@ def test_exact_law_is_recovered_and_a_degenerate_fit_reports_bounds():
     flat = parametric.fit_parametric(parametric.Data.from_arrays(N, D, 2.0 + 400 / N ** 0.3))
     assert flat.params["alpha"] == pytest.approx(0.3, abs=1e-3)
     assert flat.at_bounds  # the D term is driven to a bound: reported, not hidden
+
+
+def _noisy_law_data(floor: float | None = None) -> parametric.Data:
+    """60 runs of the TRUTH law (E = 1.82) with 1 % noise, whose lowest loss is about 2.2."""
+    rng = np.random.default_rng(3)
+    N, D = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 60)), np.exp(rng.uniform(np.log(1e9), np.log(1e12), 60))
+    return parametric.Data.from_arrays(N, D, law(N, D) * np.exp(rng.normal(0, 0.01, 60)), loss_floor=floor)
+
+
+def test_a_loss_floor_above_the_fitted_E_bounds_E_the_bootstrap_and_every_prediction():
+    free = parametric.fit_parametric(_noisy_law_data())
+    assert free.params["E"] < 2.0  # the floor below binds
+    data = _noisy_law_data(floor=2.0)
+    fit = parametric.fit_parametric(data)
+    assert fit.params["E"] == pytest.approx(2.0, rel=1e-9)
+    assert "E" not in fit.at_bounds  # a known floor is no degenerate edge of the search box
+    assert any("E sits at the loss floor 2" in w for w in parametric.floor_warnings(data, fit.theta))
+    _, _, L = parametric.frontier(fit.theta, np.geomspace(1e18, 1e30, 13), 6.0)
+    assert (L >= 2.0).all() and L[-1] == pytest.approx(2.0, abs=1e-2)  # the law approaches its floor
+    # bootstrap resamples (started below the floor) obey the same bound
+    W = np.random.default_rng(0).multinomial(60, np.full(60, 1 / 60), size=20).astype(float)
+    theta_b, _, _ = parametric.batched_lm(np.repeat(free.theta[None], 20, 0), data, W)
+    assert (np.exp(theta_b[:, 0]) >= 2.0 - 1e-12).all()
+
+
+def test_a_floor_that_does_not_bind_changes_nothing_and_a_wrong_floor_is_named():
+    free = parametric.fit_parametric(_noisy_law_data())
+    loose = _noisy_law_data(floor=1.0)
+    fit = parametric.fit_parametric(loose)
+    np.testing.assert_allclose(fit.theta, free.theta, rtol=1e-6, atol=1e-8)
+    assert parametric.floor_warnings(loose, fit.theta) == []
+    lowest = float(np.exp(loose.l.min()))
+    # within eval-sampling noise of the lowest run: no complaint about the floor
+    near = _noisy_law_data(floor=lowest * 1.005)
+    assert not any("floor is wrong" in w for w in parametric.floor_warnings(near, parametric.fit_parametric(near).theta))
+    # clearly above runs that were measured: the floor is wrong, and the fit still runs (E pinned to it)
+    wrong = _noisy_law_data(floor=lowest * 1.05)
+    fit = parametric.fit_parametric(wrong)
+    assert fit.params["E"] == pytest.approx(lowest * 1.05, rel=1e-9)
+    assert any("floor is wrong" in w for w in parametric.floor_warnings(wrong, fit.theta))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="loss_floor must be a positive number"):
+            _noisy_law_data(floor=bad)

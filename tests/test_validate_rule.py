@@ -74,3 +74,12 @@ def test_rejected_size_and_missing_loss_file_are_both_reported(tmp_path):
     assert "1. model.sizes: GPT cannot be built at this size:" in console
     assert "d_model=28: ValueError: d_model=28 must be divisible by n_head=3" in console
     assert f"2. loss.target: file 'losses/lm.py' not found (looked for {tmp_path}/losses/lm.py)" in console
+
+
+def test_a_loss_floor_reference_is_resolved_before_training(tmp_path):
+    """fit.loss_floor's reference would otherwise first be called by the fit rule, after the sweep."""
+    console = assert_stopped_before_training(
+        tmp_path, run_snakemake(tmp_path, broken("fit", loss_floor={"target": "flops_fit.examples.markov:entropy"}))
+    )
+    assert "fit.loss_floor.target: module 'flops_fit.examples.markov' has no attribute 'entropy'" in console
+    assert "Did you mean 'entropy_rate'?" in console

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flops_fit.errors import ConfigError
-from flops_fit.validation import build_objects, validate_config
+from flops_fit.validation import build_objects, loss_floor, validate_config
 
 USER_CODE = textwrap.dedent(
     '''
@@ -64,6 +64,13 @@ USER_CODE = textwrap.dedent(
 
     def one_arg_loss(logits):
         return logits.mean()
+
+
+    def floor(scale=1.0):
+        return 1.25 * scale
+
+
+    FLOOR = 1.3
     '''
 )
 
@@ -189,3 +196,40 @@ def test_loss_target_with_one_parameter(base):
 def test_loss_class_is_instantiated_from_config(base):
     summary = validate_config(with_changes(loss={"target": "torch.nn:CrossEntropyLoss", "kwargs": {"label_smoothing": 0.1}}), base_dir=base)
     assert summary["loss"]["name"] == "CrossEntropyLoss"
+
+
+def with_floor(value) -> dict:
+    return {**good_config(), "fit": {"loss_floor": value}}
+
+
+def test_loss_floor_is_a_number_or_a_reference_resolved_by_validation(base):
+    assert validate_config(good_config(), base_dir=base)["loss_floor"] is None
+    assert validate_config(with_floor(1.4), base_dir=base)["loss_floor"] == 1.4
+    called = {"target": "user_code.py:floor", "kwargs": {"scale": 2.0}}
+    assert validate_config(with_floor(called), base_dir=base)["loss_floor"] == 2.5
+    assert loss_floor(with_floor({"target": "user_code.py:FLOOR"}), base_dir=base) == 1.3  # an attribute, as is
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"target": "user_code.py:flor"}, r"^fit.loss_floor.target: file user_code.py has no attribute 'flor'.*"
+                                          r"Did you mean 'floor'"),
+        ({"target": "user_code.py:floor", "kwargs": {"scal": 2}}, r"^fit.loss_floor.kwargs: floor does not accept "
+                                                                  r"the argument 'scal'. Did you mean 'scale'"),
+        ({"target": "user_code.py:make_list"}, r"^fit.loss_floor: 'user_code.py:make_list' gave \[1, 2, 3\] "
+                                               r"\(an object of type list\), not a positive number. Point fit.loss_floor"),
+        ({"target": "user_code.py:floor", "kwargs": {"scale": -1}}, r"gave -1.25 .*not a positive number"),
+    ],
+)
+def test_a_bad_loss_floor_reference_names_the_key_and_the_fix(base, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(with_floor(value), base_dir=base)
+
+
+def test_a_bad_loss_floor_is_reported_with_the_other_problems(base):
+    config = {**with_changes(model={"class": "user_code.py:TinyLn"}), "fit": {"loss_floor": {"target": "user_code.py:flor"}}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, base_dir=base)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "the configuration has 2 problems:" and lines[2].startswith("2. fit.loss_floor.target: ")

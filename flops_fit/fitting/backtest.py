@@ -37,7 +37,8 @@ def _impossible(reason: str, held_out: float | None = None) -> dict:
     return {"held_out_budget": held_out, "approach": None, "reason": reason, "folds": [], "passed": None}
 
 
-def _loss_fold(df: pd.DataFrame, prof: Profiles, k: int, huber_delta: float, rng: np.random.Generator, draws: int) -> tuple[float, np.ndarray] | None:
+def _loss_fold(df: pd.DataFrame, prof: Profiles, k: int, huber_delta: float, loss_floor: float | None,
+               rng: np.random.Generator, draws: int) -> tuple[float, np.ndarray] | None:
     """Approach 3 fitted on the runs below budget k: (ln predicted loss at its optimum, ln draws)."""
     C, group = df["C"].to_numpy(float), df["budget"].to_numpy(float)
     c_k = prof.C[k]
@@ -45,7 +46,7 @@ def _loss_fold(df: pd.DataFrame, prof: Profiles, k: int, huber_delta: float, rng
     rest = df[below]
     if len(rest) < MIN_POINTS:
         return None
-    data = parametric.Data.from_arrays(*(rest[c].to_numpy(float) for c in ("N", "D", "loss")), huber_delta)
+    data = parametric.Data.from_arrays(*(rest[c].to_numpy(float) for c in ("N", "D", "loss")), huber_delta, loss_floor)
     point = parametric.fit_parametric(data)
     n_opt = np.exp(prof.lnN[k])
     d_opt = c_k / (prof.k[k] * n_opt)
@@ -60,11 +61,12 @@ def _loss_fold(df: pd.DataFrame, prof: Profiles, k: int, huber_delta: float, rng
 
 
 def run(df: pd.DataFrame, prof: Profiles | None, huber_delta: float, rng: np.random.Generator,
-        draws: int) -> tuple[dict, LawError, LawError]:
+        draws: int, loss_floor: float | None = None) -> tuple[dict, LawError, LawError]:
     """(``fit.json["backtest"]``, the law error of ln N* and of ln loss measured by all folds).
 
     ``df`` is the prepared table (N, D, loss, C, budget), ``prof`` the full fit's profiles with their
-    draws (``draws`` of them; 0: no intervals). Without 3 budgets there are no folds, and the law
+    draws (``draws`` of them; 0: no intervals); ``loss_floor`` bounds Approach 3's E as in the full fit,
+    so the backtest tests the law that is reported. Without 3 budgets there are no folds, and the law
     errors are their priors.
     """
     empty = (LawError.measure("lnN", [], [], []), LawError.measure("lnL", [], [], []))
@@ -102,7 +104,7 @@ def run(df: pd.DataFrame, prof: Profiles | None, huber_delta: float, rng: np.ran
         obs_n["v"].append(float(np.var(param)) + obs_var if param.size else obs_var)
         obs_n["d"].append(distance)
         enough = (prof.C < prof.C[k]).sum() >= LOSS_FOLD_MIN_BUDGETS
-        loss = _loss_fold(df, prof, k, huber_delta, rng, draws) if enough else None
+        loss = _loss_fold(df, prof, k, huber_delta, loss_floor, rng, draws) if enough else None
         if loss is not None:
             lnL, lnLb = loss
             fold["predicted_loss"] = float(np.exp(lnL))

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run-to-run loss noise (e.g. from seed replicates): floor of each profile's residual sd")
     parser.add_argument("--recommend-from", choices=("isoflop", "parametric"), default="isoflop",
                         help="approach that gives N* at the target budgets (default isoflop; the other is shown beside)")
+    parser.add_argument("--loss-floor", type=float, default=None, metavar="L",
+                        help="known lower bound on the loss (e.g. the data's entropy rate): Approach 3's E is "
+                             "fitted at or above it, so no predicted loss is below it (default: none)")
     parser.add_argument("--n-convention", default=None, metavar="TEXT",
                         help="what N counts, for the figure labels (e.g. 'non-embedding'); default: unknown")
     parser.add_argument("--no-plots", action="store_true", help="write fit.json and summary.tsv only")
@@ -70,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
         result = fit_table(table, budgets=args.budgets, target_budgets=args.target_budgets,
                            bootstrap=args.bootstrap, seed=args.seed, degree=args.degree,
                            huber_delta=args.huber_delta, noise_sd=args.noise_sd,
-                           recommend_from=args.recommend_from, n_convention=args.n_convention)
+                           recommend_from=args.recommend_from, n_convention=args.n_convention,
+                           loss_floor=args.loss_floor)
         write_fit(result, Path(args.out) / "fit.json", Path(args.out) / "summary.tsv")
     except ValueError as exc:
         print(f"flops-fit fit: error: {exc}", file=sys.stderr)

@@ -75,7 +75,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
               target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
               degree: int | str = "auto", huber_delta: float = parametric.HUBER_DELTA,
               noise_sd: float | None = None, recommend_from: str = "isoflop",
-              n_convention: str | None = None) -> ScalingFit:
+              n_convention: str | None = None, loss_floor: float | None = None) -> ScalingFit:
     """Fit both approaches to a table of runs; return the fit (``fit.json`` is its ``to_dict()``).
 
     ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
@@ -84,8 +84,12 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     polynomial ("auto": per budget, :func:`isoflop.choose_degree`). ``noise_sd`` is the run-to-run
     loss noise (seed replicates), a floor on each profile's residual scale. ``recommend_from`` is
     the approach that recommends N* (the other is reported beside it). ``n_convention`` says what N
-    counts (figure labels); None for a table whose convention is unknown. Raises ValueError for an
-    unusable table or arguments.
+    counts (figure labels); None for a table whose convention is unknown. ``loss_floor`` is a known
+    lower bound on the loss (a source's entropy rate): Approach 3's E, in the point fit, every
+    bootstrap resample and the backtest, is searched at or above it, so no predicted loss is below it;
+    it bounds the law, the observed losses are fitted as they are (a finite eval set can score a little
+    under the floor), and runs clearly below it are warned about. Raises ValueError for an unusable
+    table or arguments.
     """
     _check_options(degree, bootstrap, huber_delta, noise_sd, recommend_from)
     targets = np.asarray(list(target_budgets), float)
@@ -96,7 +100,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     k = float(np.median(C / (N * D)))
     noise = noise_record(noise_sd)
 
-    data = parametric.Data.from_arrays(N, D, L, huber_delta)
+    data = parametric.Data.from_arrays(N, D, L, huber_delta, loss_floor)
     point = parametric.fit_parametric(data)
     strata = np.unique(np.nan_to_num(group, nan=-1.0), return_inverse=True)[1]
     W = resample_weights(strata, bootstrap, seed)
@@ -111,7 +115,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
            "converged": point.converged, "optimizer_message": point.message,
            "gradient_norm": point.grad_norm, "at_bounds": point.at_bounds,
            "bootstrap_converged_fraction": float(conv_b.mean()) if bootstrap else None,
-           "flops_per_param_token": k}
+           "flops_per_param_token": k, "loss_floor": loss_floor}
+    warnings += parametric.floor_warnings(data, point.theta)
     if not point.converged:
         warnings.append(f"Approach 3: the optimiser did not report convergence ({point.message})")
     if point.at_bounds:
@@ -121,9 +126,9 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     rng = np.random.default_rng(seed)
     iso, prof = approach2.fit_isoflop(N, D, L, C, group, degree, noise["sd"], warnings, rng, bootstrap)
     iso["grouping"] = source
-    bt, law_n, law_l = backtest.run(df, prof, huber_delta, rng, bootstrap)
+    bt, law_n, law_l = backtest.run(df, prof, huber_delta, rng, bootstrap, loss_floor)
     run_sd, run_source = run_noise(noise["sd"], iso)
-    ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), k)
+    ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), k, loss_floor)
     _exponent_intervals(par, iso, prof, boot, ctx, warnings)
 
     lnC_hi = np.log(max(C.max(), targets.max() if targets.size else 0.0))
@@ -183,6 +188,8 @@ class Context:
     c_max: float
     #: FLOPs per parameter-token of the sweep (C = k N D)
     k: float
+    #: a known lower bound on the loss: no loss interval reaches below it
+    loss_floor: float | None = None
 
     def distance(self, c: float) -> float:
         return max(0.0, float(np.log(c / self.c_max)))
@@ -243,8 +250,10 @@ def _predictions(theta, theta_b, targets, iso, prof, ctx: Context, warnings) -> 
             lnN = combine(np.log(Nb[:, j]), ctx.rng, ctx.draws, ctx.law_n, dist)
             lnL = np.log(Lb[:, j])
             noise = ctx.run_sd / Lp[j]
-            entry["ci"] = {"N": interval(lnN), "D": interval(np.log(c / ctx.k) - lnN),
-                           "loss": interval(combine(lnL, ctx.rng, ctx.draws, ctx.law_l, dist, noise))}
+            loss_ci = interval(combine(lnL, ctx.rng, ctx.draws, ctx.law_l, dist, noise))
+            if loss_ci is not None and ctx.loss_floor is not None:
+                loss_ci = [max(loss_ci[0], ctx.loss_floor), max(loss_ci[1], ctx.loss_floor)]
+            entry["ci"] = {"N": interval(lnN), "D": interval(np.log(c / ctx.k) - lnN), "loss": loss_ci}
             entry["interval_parts"].update(N=parts(np.log(Nb[:, j]), ctx.law_n, dist, 0.0),
                                            loss=parts(lnL, ctx.law_l, dist, noise))
         if iso["a"] is not None:

@@ -19,6 +19,12 @@ are slow and still miss the minimum on some data):
    convergence message, the objective and the gradient norm are reported.
 
 Bootstrap resamples reuse step 2 with per-row counts as weights, started from the full-data fit.
+
+**Loss floor.** When the loss has a known lower bound (the entropy rate of a synthetic source, say),
+the search box's lower bound on ln E is ln(floor) instead of ln 1e-6: every step above projects onto
+the box, so the point fit and every bootstrap resample have E >= floor, and so has every loss the law
+predicts. Small budgets see little of the floor, and without it E absorbs curvature of the other two
+terms (the default sweep's E = 1.22 lay below its source's entropy rate, 1.385).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ EXPONENT_BOUNDS = (0.0, 3.0)
 LOG_COEF_BOUNDS = (-30.0, 80.0)
 LOG_E_FLOOR = np.log(1e-6)
 BOUND_TOL = 1e-6
+#: observed losses more than this fraction below a given loss floor mean the floor is wrong; less is
+#: within the sampling noise of a finite eval set (whose loss can dip under the true expected loss)
+FLOOR_SLACK = 0.01
 
 
 @dataclass(frozen=True)
@@ -49,18 +58,28 @@ class Data:
     l: np.ndarray  # ln loss
     #: the objective's Huber threshold travels with the data, so every optimiser step uses the same one
     huber_delta: float = HUBER_DELTA
+    #: known lower bound on the loss (None: none); E is searched at or above it, like the box below
+    loss_floor: float | None = None
 
     @classmethod
-    def from_arrays(cls, N: np.ndarray, D: np.ndarray, loss: np.ndarray, huber_delta: float = HUBER_DELTA) -> "Data":
+    def from_arrays(cls, N: np.ndarray, D: np.ndarray, loss: np.ndarray, huber_delta: float = HUBER_DELTA,
+                    loss_floor: float | None = None) -> "Data":
         if not huber_delta > 0:
             raise ValueError(f"huber_delta must be positive, not {huber_delta}")
+        if loss_floor is not None and not (np.isfinite(loss_floor) and loss_floor > 0):
+            raise ValueError(f"loss_floor must be a positive number (a lower bound on the loss), not {loss_floor}")
         return cls(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)), np.log(np.asarray(loss, float)),
-                   float(huber_delta))
+                   float(huber_delta), None if loss_floor is None else float(loss_floor))
 
     def bounds(self) -> np.ndarray:
-        """(5, 2) box: E may not exceed the largest observed loss."""
+        """(5, 2) box: E at or above the loss floor (if any) and at most the largest observed loss.
+
+        A floor above every observed loss (a wrong floor: :func:`floor_warnings` says so) pins E to it
+        rather than leaving an empty box.
+        """
+        e_lo = LOG_E_FLOOR if self.loss_floor is None else float(np.log(self.loss_floor))
         return np.array([
-            [LOG_E_FLOOR, float(self.l.max())],
+            [e_lo, max(e_lo, float(self.l.max()))],
             LOG_COEF_BOUNDS,
             LOG_COEF_BOUNDS,
             EXPONENT_BOUNDS,
@@ -131,6 +150,9 @@ def batched_lm(theta0: np.ndarray, data: Data, weights: np.ndarray | None = None
 
 def _lm_chunk(theta: np.ndarray, data: Data, w: np.ndarray, max_iter: int, rtol: float):
     bounds = data.bounds()
+    # starts outside the box (E under a loss floor) are projected first: a start whose objective
+    # beats every feasible trial would otherwise reject each step and stay where it is
+    theta = np.clip(theta, bounds[:, 0], bounds[:, 1])
     K = theta.shape[0]
     lam = np.full(K, 1e-3)
     f, g, H = _grad_and_gn(theta, data, w)
@@ -228,9 +250,12 @@ def at_bounds(theta: np.ndarray, data: Data) -> list[str]:
     A coefficient whose term has vanished from the law (A/N^alpha or B/D^beta under BOUND_TOL of the
     loss at every observation) counts as at its lower bound too: its gradient vanishes with the term,
     so the optimiser stops short of the bound wherever rounding leaves it (ln B = -28.9, not -30, on
-    one CPU), and the fit is just as degenerate.
+    one CPU), and the fit is just as degenerate. E at a given loss floor is not listed: that bound is
+    a fact about the loss, not an arbitrary edge of the box (:func:`floor_warnings` reports it).
     """
     bounds = data.bounds()
+    if data.loss_floor is not None:
+        bounds[0, 0] = -np.inf
     names = ("E", "A", "B", "alpha", "beta")
     found = [names[j] for j in range(5)
              if min(abs(theta[j] - bounds[j, 0]), abs(theta[j] - bounds[j, 1])) < BOUND_TOL]
@@ -260,6 +285,28 @@ def fit_parametric(data: Data, n_starts: int = 8) -> ParametricFit:
     return ParametricFit(theta=theta_best, objective=fbest, converged=bool(res.success),
                          message=str(res.message), grad_norm=float(np.linalg.norm(g)),
                          at_bounds=at_bounds(theta_best, data))
+
+
+def floor_warnings(data: Data, theta: np.ndarray) -> list[str]:
+    """What a given loss floor did to the fit ``theta``, as warnings (none without a floor).
+
+    Runs whose loss lies more than :data:`FLOOR_SLACK` below the floor mean the floor is wrong (or the
+    loss is not the quantity it bounds): the law is then forced above data it should describe. E at
+    the floor means the runs alone would put E lower: the law's E is the floor, not an estimate.
+    """
+    if data.loss_floor is None:
+        return []
+    floor, lowest = data.loss_floor, float(np.exp(data.l.min()))
+    out = []
+    if lowest < floor * (1 - FLOOR_SLACK):
+        out.append(f"loss floor {floor:.4g} lies above the lowest observed loss {lowest:.4g} (by "
+                   f"{(floor - lowest) / floor:.1%}, more than eval-sampling noise): the floor is wrong, or it "
+                   "bounds another loss than the one measured. Fix fit.loss_floor (or --loss-floor), or set it "
+                   "to null")
+    if theta[0] - np.log(floor) < BOUND_TOL:
+        out.append(f"Approach 3: E sits at the loss floor {floor:.4g}; the runs alone would put it lower, "
+                   "so the law's E is the floor, not an estimate from the runs")
+    return out
 
 
 def loss_at(theta: np.ndarray, N: float, D: float) -> float:

@@ -86,6 +86,9 @@ class ParametricFit:
     bootstrap_converged_fraction: float | None
     #: k in C = k·N·D (6 without attention FLOPs): the frontier spends budgets in the sweep's own FLOPs
     flops_per_param_token: float
+    #: the known lower bound on the loss that E was searched above (None: no floor); every loss the law
+    #: predicts is then at least this. Absent from a fit.json written before the option: None
+    loss_floor: float | None = None
 
     def loss(self, N: Any, D: Any) -> Any:
         """The law's loss at (N, D) (scalars or numpy arrays)."""

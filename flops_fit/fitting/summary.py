@@ -57,7 +57,9 @@ def _approach3_line(par: ParametricFit) -> str:
     ci = par.ci
     return (f"Approach 3 (L = E + A/N^alpha + B/D^beta, Huber delta {par.huber_delta:g}): "
             f"{estimate('a', par.a, ci.get('a'))}, {estimate('alpha', par.alpha, ci.get('alpha'))}, "
-            f"{estimate('beta', par.beta, ci.get('beta'))}, E = {par.E:.3g}, A = {par.A:.3g}, B = {par.B:.3g}")
+            f"{estimate('beta', par.beta, ci.get('beta'))}, E = {par.E:.3g}"
+            + ("" if par.loss_floor is None else f" (loss floor {par.loss_floor:.4g})")
+            + f", A = {par.A:.3g}, B = {par.B:.3g}")
 
 
 def backtest_line(bt: Backtest | None) -> str:
