@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from flops_fit.fitting.records import ScalingFit
-from flops_fit.fitting.summary import SUMMARY_COLUMNS, backtest_line, prefixed, summary_rows
+from flops_fit.fitting.summary import (SUMMARY_COLUMNS, backtest_line, fold_rows, prefixed, summary_rows,
+                                      uncertainty_line)
 from flops_fit.paths import run_file
 from flops_fit.recommend import lines, no_recommendation
 
@@ -136,8 +137,10 @@ def summary_page(
 <h2>Recommendations</h2>
 {_notes(decisions, "decision")}
 {_table(recommendations[[c for c in DECISION_COLUMNS if c in recommendations.columns]]) if len(recommendations) else ""}
-<h2>Backtest: the largest budget predicted from the others</h2>
+<h2>Backtest: every budget predicted from the budgets below it</h2>
 <p>{html.escape(backtest_line(fit.backtest))}</p>
+{_table(pd.DataFrame(fold_rows(fit.backtest))) if fit.backtest.folds else ""}
+<p>{html.escape(uncertainty_line(fit) or "")}</p>
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
 <h2>Recipe: how the learning rate and the noise were measured, and the compute trained</h2>

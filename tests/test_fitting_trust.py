@@ -145,7 +145,7 @@ def test_cli_writes_the_plot_rules_figures_and_prints_readable_exponents(sweep_t
     assert re.search(r"Approach 2 \(.*\): a = 0\.\d{3} \[0\.\d{2,4}, 0\.\d{2,4}\], b = 0\.\d{3} \[", out)
     assert re.search(r"Approach 3 \(.*Huber delta 0\.001\): a = 0\.\d{3} \[0\.\d{2,4}, 0\.\d{2,4}\]", out)
     assert not re.search(r"\d\.\d{7,}", out), out  # no 17-digit floats
-    assert "backtest (largest budget C=1e20 held out)" in out and "from the isoFLOP frontier (Approach 2)" in out
+    assert "backtest (largest budget C=1e20 predicted from the budgets below)" in out and "from the isoFLOP frontier (Approach 2)" in out
     skipped = flops_fit_cli(str(sweep_table), "--out", str(tmp_path / "fit2"), "--bootstrap", "0", "--no-plots",
                             "--degree", "2", "--huber-delta", "1e-4")
     assert skipped.returncode == 0 and not (tmp_path / "fit2" / "plots").exists()
@@ -205,7 +205,7 @@ def test_the_summary_page_shows_the_backtest_and_why_nothing_is_recommended():
     fit = ScalingFit.from_dict(fit_json(df, target_budgets=[1e22], bootstrap=0))
     runs = pd.DataFrame({"run_id": ["r1"], "status": ["ok"]})
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
-    assert "backtest (largest budget C=1e21 held out): N* predicted" in page
+    assert "backtest (largest budget C=1e21 predicted from the budgets below): N* predicted" in page
     edge = df[df["N"] < df["budget"].map(true_optimum) / 1.5]
     fit = ScalingFit.from_dict(fit_json(edge, target_budgets=[1e22], bootstrap=0))
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)

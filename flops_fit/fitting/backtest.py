@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import parametric
-from .approach2 import Profiles
+from .approach2 import Profiles, Scatter
 from .bootstrap import resample_weights
 from .intervals import LawError, combine, interval
 from .table import MIN_POINTS
@@ -91,7 +91,9 @@ def run(df: pd.DataFrame, prof: Profiles | None, huber_delta: float, rng: np.ran
                 "predicted_N_opt": float(np.exp(pred)), "observed_N_opt": float(np.exp(prof.lnN[k])),
                 "N_ci": None, "N_inside": None, "predicted_loss": None, "observed_loss": float(prof.loss[k]),
                 "loss_ci": None, "loss_inside": None}
-        obs_var = float(np.nanvar(prof.draws_lnN[:, k])) if draws else prof.sig[k] ** 2
+        # the observed optimum's own noise and its scatter about the law (measured on the budgets below)
+        obs_var = (float(np.var(prof.draws_lnN[:, k])) if draws else prof.sig[k] ** 2) \
+            + Scatter.measure(prof, below).sd ** 2
         param = np.empty(0)
         if draws:
             ab, lnkb, _ = prof.law_draws(below)

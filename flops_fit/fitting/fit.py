@@ -81,7 +81,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
     (budget, N) are seed replicates and all are kept. ``budgets`` are the planned isoFLOP budgets
     when known; a ``budget`` column in the table wins over them. ``degree`` is the isoFLOP profile
-    polynomial ("auto": per budget, :func:`isoflop.choose_degree`). ``noise_sd`` is the run-to-run
+    polynomial, one for the sweep ("auto": :func:`approach2.choose_sweep_degree`). ``noise_sd`` is the run-to-run
     loss noise (seed replicates), a floor on each profile's residual scale. ``recommend_from`` is
     the approach that recommends N* (the other is reported beside it). ``n_convention`` says what N
     counts (figure labels); None for a table whose convention is unknown. ``loss_floor`` is a known

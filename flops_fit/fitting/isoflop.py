@@ -1,9 +1,9 @@
 """Approach 2: isoFLOP profiles.
 
-Per budget group, loss is fitted as a polynomial in ln N: a parabola, or a cubic where the profile
-is skewed (a parabola through a skewed, widely sampled profile puts its vertex off the minimum, or
-outside the sizes). ``degree="auto"`` (the default) chooses per budget from the data:
-:func:`choose_degree`. The profile's minimum is accepted only when
+Per budget group, loss is fitted as a polynomial in ln N: a parabola, or a cubic where the profiles
+are skewed (a parabola through a skewed, widely sampled profile puts its vertex off the minimum, or
+outside the sizes); one degree for the whole sweep (:func:`flops_fit.fitting.approach2.choose_sweep_degree`).
+The profile's minimum is accepted only when
 it is **interior**: a local minimum strictly inside the sampled sizes, and the lowest observed loss is
 not at the smallest or largest size (else the sweep did not bracket the optimum and the vertex is an
 extrapolation). Each optimum's standard error in ln N* (delta method on the polynomial's coefficient
@@ -25,48 +25,9 @@ SIGMA_FLOOR = 0.01
 EDGE_SMALLEST = "lowest loss at the smallest size"
 EDGE_LARGEST = "lowest loss at the largest size"
 OUTSIDE = "fitted minimum outside the sampled sizes"
-#: under "auto", a cubic needs this many distinct sizes: 5 to be fitted with a residual, plus one
-#: so that leaving a size out still leaves a fit with a residual
+#: under "auto", the cubic is tried only when every budget has this many distinct sizes: 5 to be
+#: fitted with a residual, plus one so that its vertex is not fixed by the sizes alone
 AUTO_CUBIC_MIN_SIZES = 6
-#: a hat-matrix leverage this close to 1 means a left-out point is predicted by extrapolation alone
-LEVERAGE_MAX = 1 - 1e-9
-
-
-def loo_error(lnN: np.ndarray, loss: np.ndarray, degree: int) -> float:
-    """Leave-one-out squared prediction error (PRESS) of a degree-d polynomial in ln N.
-
-    Closed form r_i / (1 - h_ii) from the hat matrix: no refits. inf where a point's leverage is 1
-    (it alone decides the fit, so leaving it out tests nothing).
-    """
-    u = (lnN - 0.5 * (lnN.min() + lnN.max())) / max(0.5 * np.ptp(lnN), 1e-12)
-    V = np.vander(u, degree + 1, increasing=True)
-    H = V @ np.linalg.pinv(V)
-    h = np.diag(H)
-    if (h > LEVERAGE_MAX).any():
-        return float("inf")
-    return float(np.sum(((loss - H @ loss) / (1 - h)) ** 2))
-
-
-def choose_degree(lnN: np.ndarray, loss: np.ndarray, requested: int | str = "auto") -> tuple[int, str]:
-    """The profile's degree and why: the requested one, or under "auto" the better predictor.
-
-    "auto" takes the cubic only when the budget has at least AUTO_CUBIC_MIN_SIZES distinct sizes
-    and the cubic predicts left-out runs better than the parabola (lower leave-one-out error): the
-    extra coefficient must earn its keep on data it did not see, so a symmetric or sparsely sampled
-    profile keeps the parabola's lower variance, and a skewed, well-sampled one gets the cubic's
-    lower bias. Measured on Porian et al.'s 15 configurations (docs/architecture.md).
-    """
-    if requested != "auto":
-        return int(requested), f"degree {requested} requested"
-    sizes = np.unique(lnN).size
-    if sizes < AUTO_CUBIC_MIN_SIZES:
-        return 2, f"parabola: {sizes} distinct sizes (a cubic needs {AUTO_CUBIC_MIN_SIZES} under auto)"
-    ratio = loo_error(lnN, loss, 3) / max(loo_error(lnN, loss, 2), 1e-300)
-    if ratio < 1:
-        return 3, f"cubic: its leave-one-out error is {ratio:.2f}x the parabola's (skewed profile)"
-    return 2, f"parabola: the cubic does not predict left-out sizes better ({ratio:.2f}x its error)"
-
-
 def vertex(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The local minimum u* of each polynomial (rows of ``coef``, increasing order, degree 2 or 3)
     and the curvature p''(u*) there; u* is NaN where there is none (concave parabola, monotone cubic)."""

@@ -153,6 +153,10 @@ class IsoflopFit:
     degenerate_fraction: float | None = None
     #: why there is no interval (most draws degenerate) and what to add; None when there is one
     no_interval: str | None = None
+    #: the budgets' scatter about the power law beyond their error bars (sd of ln N*; approach2.Scatter)
+    scatter: dict | None = None
+    #: the run noise the profiles are redrawn with (relative to the loss) and where it comes from
+    draw_noise: dict | None = None
 
     def N_at(self, C: float) -> float | None:
         return None if self.a is None else self.N_coef * C**self.a

@@ -47,10 +47,12 @@ def prefixed(prefix: str, message: str) -> str:
 def _approach2_line(iso: IsoflopFit) -> str:
     if iso.a is None:
         return prefixed("Approach 2 (isoFLOP profiles)", iso.skipped or "not fitted")
-    degrees = [e.degree for e in iso.per_budget]
-    return (f"Approach 2 (isoFLOP profiles, degree {iso.degree}: {degrees.count(2)} parabola, "
-            f"{degrees.count(3)} cubic; {iso.n_budgets_used} of {len(iso.per_budget)} budgets used): "
-            f"{estimate('a', iso.a, iso.ci.get('a'))}, {estimate('b', iso.b, iso.ci.get('b'))}")
+    shape = {2: "parabola", 3: "cubic"}.get(iso.degree_used, f"degree {iso.degree_used}")
+    why = f" ({iso.degree_reason})" if iso.degree == "auto" and iso.degree_reason else ""
+    text = (f"Approach 2 (isoFLOP profiles, one {shape} per budget{why}; {iso.n_budgets_used} of "
+            f"{len(iso.per_budget)} budgets used): {estimate('a', iso.a, iso.ci.get('a'))}, "
+            f"{estimate('b', iso.b, iso.ci.get('b'))}")
+    return text + (f"; no interval: {iso.no_interval}" if iso.no_interval else "")
 
 
 def _approach3_line(par: ParametricFit) -> str:
@@ -62,17 +64,56 @@ def _approach3_line(par: ParametricFit) -> str:
             + f", A = {par.A:.3g}, B = {par.B:.3g}")
 
 
+def _in(inside: bool | None) -> str:
+    return "" if inside is None else (" inside" if inside else " OUTSIDE")
+
+
+def _span(ci, fmt) -> str:
+    return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+
+
 def backtest_line(bt: Backtest | None) -> str:
-    """One sentence on the backtest (or why there is none)."""
+    """One sentence on the backtest of the largest budget, its intervals and verdict (or why there is none)."""
     if bt is None or bt.held_out_budget is None and bt.reason is None:
         return "backtest: not run"
     if bt.reason:
         return f"backtest: not possible: {bt.reason}"
-    text = (f"backtest (largest budget C={count(bt.held_out_budget)} held out): N* predicted "
-            f"{count(bt.predicted_N_opt)}, observed {count(bt.observed_N_opt)} ({bt.N_opt_ratio:.2f}x)")
+    last = bt.folds[-1] if bt.folds else {}
+    text = (f"backtest (largest budget C={count(bt.held_out_budget)} predicted from the budgets below): N* predicted "
+            f"{count(bt.predicted_N_opt)}{_span(bt.N_ci, count)}, observed {count(bt.observed_N_opt)} "
+            f"({bt.N_opt_ratio:.2f}x){_in(last.get('N_inside'))}")
     if bt.predicted_loss is not None:
-        text += f"; loss predicted {bt.predicted_loss:.4g}, observed {bt.observed_loss:.4g}"
+        text += (f"; loss predicted {bt.predicted_loss:.4g}{_span(bt.loss_ci, lambda v: f'{v:.4g}')}, observed "
+                 f"{bt.observed_loss:.4g}{_in(last.get('loss_inside'))}")
+    if bt.passed is not None:
+        text += "; passed" if bt.passed else "; FAILED: the recommendations' intervals are widened by the error it measured"
+    if bt.folds_inside:
+        n, m = bt.folds_inside.get("N", [0, 0])
+        text += f" (all {len(bt.folds)} rolling folds: N* inside {n} of {m}"
+        n, m = bt.folds_inside.get("loss", [0, 0])
+        text += f", loss inside {n} of {m})" if m else ")"
     return text
+
+
+def fold_rows(bt: Backtest) -> list[dict]:
+    """The rolling backtest as table rows: each budget predicted from the budgets below it."""
+    return [{"C": f["C"], "budgets_fitted": f["budgets_fitted"], "e-folds extrapolated": round(f["distance_lnC"], 2),
+             "N* predicted": f["predicted_N_opt"], "N* lo": (f["N_ci"] or [None, None])[0],
+             "N* hi": (f["N_ci"] or [None, None])[1], "N* observed": f["observed_N_opt"], "N* inside": f["N_inside"],
+             "loss predicted": f["predicted_loss"], "loss lo": (f["loss_ci"] or [None, None])[0],
+             "loss hi": (f["loss_ci"] or [None, None])[1], "loss observed": f["observed_loss"],
+             "loss inside": f["loss_inside"]} for f in bt.folds]
+
+
+def uncertainty_line(result: ScalingFit) -> str | None:
+    """What the intervals are made of: the law error the backtest measured and the run noise."""
+    u = result.uncertainty
+    if not u:
+        return None
+    law_n, law_l = u["law_error"]["N"], u["law_error"]["loss"]
+    return (f"intervals: parameter draws + run noise (sd {u['run_noise_sd']:.3g}, {u['run_noise_source']}) + law "
+            f"error per e-fold of C extrapolated: ln N* {law_n['tau_per_lnC']:.3g}, ln loss {law_l['tau_per_lnC']:.3g} "
+            f"(from {law_n['folds']} and {law_l['folds']} rolling-origin folds with a weak prior)")
 
 
 def prediction_lines(result: ScalingFit) -> list[str]:
@@ -84,14 +125,16 @@ def prediction_lines(result: ScalingFit) -> list[str]:
     for p in result.predictions:
         rec = p.recommended
         ci = rec.ci.get("N")
-        interval = f" [{count(ci[0])}, {count(ci[1])}]" if ci else ""
+        interval = f" [{count(ci[0])}, {count(ci[1])}]" if ci else " (no interval)"
         other = (f" (Approach 3: {count(p.N)})" if rec.method == "isoflop"
                  else f" (Approach 2: {count(p.isoflop_N)})" if p.isoflop_N is not None else "")
         out.append(f"C = {count(p.C)}: N* = {count(rec.N)}{interval} from the "
                    f"{'isoFLOP frontier (Approach 2)' if rec.method == 'isoflop' else 'parametric law (Approach 3)'}"
                    f"{other}, D* = {count(rec.D)} ({rec.tokens_per_param:.3g} tokens/parameter), "
-                   f"loss {p.loss:.4g} (Approach 3)")
+                   f"loss {p.loss:.4g}{_span(p.ci.get('loss'), lambda v: f'{v:.4g}')} (Approach 3)")
         out += [f"  caution: {flag}" for flag in p.flags]
+    if result.predictions and result.isoflop.no_interval:
+        out.append(f"  no interval for Approach 2: {result.isoflop.no_interval}")
     return out
 
 
@@ -104,7 +147,8 @@ def summary_lines(result: ScalingFit) -> list[str]:
     lines = [groups, _approach2_line(iso), _approach3_line(result.parametric)]
     if result.noise.sd is not None:
         lines.append(f"loss noise: sd {result.noise.sd:.3g} ({result.noise.source}), a floor on each profile's residual sd")
-    return lines + [backtest_line(result.backtest)] + prediction_lines(result)
+    extra = [line for line in [uncertainty_line(result)] if line]
+    return lines + extra + [backtest_line(result.backtest)] + prediction_lines(result)
 
 
 #: the columns of ``summary.tsv``: value, ci_lo and ci_hi hold numbers or nothing, text goes to note
