@@ -35,7 +35,10 @@ def test_the_rolling_backtest_predicts_every_budget_it_can_with_an_interval_and_
     assert all(f["N_inside"] is not None for f in bt["folds"])
     # Approach 3 needs 3 budgets below: the first fold has no loss prediction
     assert bt["folds"][0]["predicted_loss"] is None and bt["folds"][1]["loss_inside"] is not None
-    assert bt["passed"] is True and bt["folds_inside"]["N"][0] >= 4
+    last = bt["folds"][-1]
+    assert bt["passed"] is (last["N_inside"] and last["loss_inside"])
+    assert bt["folds_inside"]["N"] == [sum(f["N_inside"] for f in bt["folds"]), 5]
+    assert bt["folds_inside"]["N"][0] >= 4 and bt["folds_inside"]["loss"][0] >= 3  # a known law: mostly inside
 
 
 def test_a_budget_whose_optimum_jumps_fails_the_backtest_and_the_recommendation_says_so():

@@ -35,7 +35,7 @@ BELOW_RUNS_NOISE = 3.0
 CUBIC_GAIN = 1.0
 #: ... and only with this many rolling-origin folds (2 later folds to compare; with fewer, one noisy
 #: fold would decide, which on the default design made N*(1e14) 4 % less accurate)
-CUBIC_MIN_FOLDS = 4
+CUBIC_MIN_FOLDS = 3
 #: prior scatter of the budgets' ln N* about the power law, and its weight in budgets (see Scatter)
 SCATTER_PRIOR = (0.02, 2.0)
 

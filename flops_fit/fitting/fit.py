@@ -129,7 +129,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     bt, law_n, law_l = backtest.run(df, prof, huber_delta, rng, bootstrap, loss_floor)
     run_sd, run_source = run_noise(noise["sd"], iso)
     ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), k, loss_floor)
-    _exponent_intervals(par, iso, prof, boot, ctx, warnings)
+    _exponent_intervals(par, iso, prof, ctx)
+    _exponent_warnings(par, iso, warnings)
 
     lnC_hi = np.log(max(C.max(), targets.max() if targets.size else 0.0))
     c_grid = np.exp(np.linspace(np.log(C.min()), lnC_hi, FRONTIER_POINTS))
@@ -208,19 +209,20 @@ def _rounded(ci: list[float] | None) -> str:
     return "none" if ci is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
-def _exponent_intervals(par: dict, iso: dict, prof, boot: dict, ctx: Context, warnings: list[str]) -> None:
-    """a and b of both approaches: parameter draws plus the law error of one e-fold (a slope error of
-    tau in a moves ln N* by tau per e-fold of C, which is what the backtest's tau measures)."""
-    if ctx.draws and boot["a"].size:
-        a = combine(np.log(boot["a"]), ctx.rng, ctx.draws)  # log scale keeps a > 0 as the law does
-        slope = ctx.law_n.draws(ctx.rng, ctx.draws) * ctx.rng.standard_normal(ctx.draws)
-        par["ci"]["a"] = ci_pair(np.exp(a) + slope)
-        par["ci"]["b"] = ci_pair(1 - np.exp(a) - slope)
+def _exponent_intervals(par: dict, iso: dict, prof, ctx: Context) -> None:
+    """Approach 2's a and b: parameter draws plus the law error of one e-fold (a slope error of tau in
+    a moves ln N* by tau per e-fold of C, which is what the backtest's tau measures). Approach 3's
+    keep its bootstrap over runs: one law fitted to every run, whose intervals held the truth in 97-99 %
+    of the coverage study's sweeps without a law term."""
     if iso["a"] is not None and ctx.draws and iso["ci"].get("a") is not None:
         ab, _, _ = prof.law_draws(prof.ok)
         bb, _, _ = prof.law_draws(prof.ok, of="D")
         slope = ctx.law_n.draws(ctx.rng, ab.size) * ctx.rng.standard_normal(ab.size)
         iso["ci"] = {"a": ci_pair(ab + slope), "b": ci_pair(bb - slope)}
+
+
+def _exponent_warnings(par: dict, iso: dict, warnings: list[str]) -> None:
+    """An exponent whose interval crosses 0 or excludes its own estimate is not a result."""
     for name, a, ci in (("Approach 2", iso["a"], iso["ci"].get("a")), ("Approach 3", par["a"], par["ci"]["a"])):
         if a is None or ci is None:
             continue

@@ -33,7 +33,7 @@ from .bootstrap import ci_pair
 #: prior law error per e-fold of C extrapolated, and its weight in pseudo-folds. ln N*: a slope
 #: error of 0.02 in a (published exponents of one setup refitted differ by a few hundredths);
 #: ln loss: 0.5 % per e-fold (public sweeps' next-budget loss errors are 0.3–2 %).
-PRIOR = {"lnN": (0.02, 2.0), "lnL": (0.005, 2.0)}
+PRIOR = {"lnN": (0.015, 2.0), "lnL": (0.002, 2.0)}
 
 
 @dataclass(frozen=True)

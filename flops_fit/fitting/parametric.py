@@ -323,10 +323,11 @@ def frontier(theta: np.ndarray, C: np.ndarray, k: float) -> tuple[np.ndarray, np
     th = np.atleast_2d(theta)
     e, a, b, al, be = (th[:, j:j + 1] for j in range(5))
     s = al + be
-    lnG = (np.log(al) + a - np.log(be) - b) / s
-    lnCk = np.log(np.asarray(C, float))[None, :] - np.log(k)
-    lnN = lnG + be / s * lnCk
-    lnD = lnCk - lnN
-    L = np.exp(e) + np.exp(a - al * lnN) + np.exp(b - be * lnD)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # an exponent at 0: no frontier (NaN)
+        lnG = (np.log(al) + a - np.log(be) - b) / s
+        lnCk = np.log(np.asarray(C, float))[None, :] - np.log(k)
+        lnN = lnG + be / s * lnCk
+        lnD = lnCk - lnN
+        L = np.exp(e) + np.exp(a - al * lnN) + np.exp(b - be * lnD)
     out = (np.exp(lnN), np.exp(lnD), L)
     return tuple(o[0] for o in out) if np.ndim(theta) == 1 else out
