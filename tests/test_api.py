@@ -34,7 +34,7 @@ def call(data, tmp_path, **overrides):
         loss_fn=next_token_loss, compute_budgets=[1e10, 3e10], sizes=SIZES, target_budgets=[1e11],
         eval_samples=128, output_dir=tmp_path / "out",
         sweep={"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
-               "placement": "fixed", "lr_calibration": {"enabled": False}},
+               "placement": "fixed", "lr_calibration": {"enabled": False}, "seed_replicates": 0},
         fit={"bootstrap": 30},
     )
     return flops_fit.find_optimal(**{**args, **overrides})
@@ -196,6 +196,6 @@ def test_a_changed_plan_row_is_retrained_and_only_it(data, swept, tmp_path, chan
     metrics = sorted((tmp_path / "copy/out/runs").glob("*/metrics.json"))
     stamps = {p: p.stat().st_mtime_ns for p in metrics}
     sweep = {"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
-             "placement": "fixed", "lr_calibration": {"enabled": False}, **change}
+             "placement": "fixed", "lr_calibration": {"enabled": False}, "seed_replicates": 0, **change}
     call(data, tmp_path / "copy", sweep=sweep)
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items()), "a run of the old seed was kept"

@@ -26,7 +26,8 @@ BUDGETS = (1e9, 4e9)
 
 def plan(reuse: str, budgets=BUDGETS, placement: str = "fixed") -> tuple[pd.DataFrame, Recipe]:
     """Every wave of a fixed placement at once, branch columns assigned as the pipeline does."""
-    cfg = planning_config(SIZES, budgets=budgets, placement=placement, reuse=reuse, sizes_per_budget=4)
+    cfg = planning_config(SIZES, budgets=budgets, placement=placement, reuse=reuse, sizes_per_budget=4,
+                          seed_replicates=0)
     rec = Recipe.from_config(cfg)
     catalog = SizeCatalog(MLP, cfg["model"], "6N", torch.zeros(1, 32), tokens_per_sample=1)
     rows, _ = Placer(rec, cfg["budgets"], catalog, lr_of=lambda n: 1e-3).next_wave(as_table([]), {}, 0)
@@ -130,7 +131,8 @@ def test_find_optimal_trains_stable_segments_then_cooldowns_and_resumes_without_
             MarkovTokens(vocab_size=64, seq_len=32, num_samples=16384, gamma=0.7), next_token_loss, [1e10, 3e10],
             sizes=[8, 16, 24, 32, 48], eval_samples=128, output_dir=tmp_path, progress=False, fit={"bootstrap": 10},
             sweep={"sizes_per_budget": 4, "batch_size": 32, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
-                   "placement": "fixed", "lr_calibration": {"enabled": False}, "reuse": "branches"},
+                   "placement": "fixed", "lr_calibration": {"enabled": False}, "reuse": "branches",
+                   "seed_replicates": 0},
         )
 
     result = call()

@@ -57,7 +57,7 @@ def test_own_model_runs_by_config_alone_without_sizes(tmp_path):
         "budgets": ["2e7", "6e7"],
         "target_budgets": ["1e9"],
         "sweep": {"sizes_per_budget": 4, "steps": 30, "lr": 0.01, "lr_reference_params": 1000,
-                  "tokens_per_param": 2, "max_extensions": 1, "lr_calibration": {"factors": [0.5, 1, 2]}},
+                  "tokens_per_param": 2, "max_extensions": 1, "lr_calibration": {"factors": [0.5, 1, 2]}, "seed_replicates": 0},
         "fit": {"bootstrap": 20},
     }
     (tmp_path / "config").mkdir()

@@ -27,7 +27,7 @@ def law(N, D):
 
 
 def config(sizes=None, **sweep):
-    return planning_config(sizes, budgets=(1e12, 4e12, 1.6e13), **{"sizes_per_budget": 6, "steps": 100, **sweep})
+    return planning_config(sizes, budgets=(1e12, 4e12, 1.6e13), **{"sizes_per_budget": 6, "steps": 100, "seed_replicates": 0, **sweep})
 
 
 def placer(cfg) -> Placer:

@@ -74,7 +74,7 @@ def test_hf_style_rows_model_output_and_cross_entropy_by_config(tmp_path):
         "loss": {"target": "torch.nn:CrossEntropyLoss"},
         "budgets": ["1e10", "3e10"],
         "sweep": {"sizes_per_budget": 4, "steps": 20, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
-                  "placement": "fixed", "lr_calibration": {"enabled": False}},  # the rows are under test here
+                  "placement": "fixed", "lr_calibration": {"enabled": False}, "seed_replicates": 0},  # rows under test
         "fit": {"bootstrap": 10},
     }
     (tmp_path / "config").mkdir()
