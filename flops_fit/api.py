@@ -24,6 +24,7 @@ from flops_fit.config import prepare_config
 from flops_fit.data import validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, write_fit
+from flops_fit.fitting.summary import estimate
 from flops_fit.io import write_json, write_tsv
 from flops_fit.loss import validate_loss_fn
 from flops_fit.model_contract import validate_model_contract
@@ -98,7 +99,9 @@ class ScalingResult:
     def __repr__(self) -> str:
         lines = [f"ScalingResult({len(self.runs)} runs in {self.output_dir})"]
         if self.a is not None:
-            lines.append(f"  N* ∝ C^{self.a:.3f}, D* ∝ C^{self.b:.3f} (IsoFLOP, Approach 2)")
+            iso = self.fit.isoflop
+            lines.append(f"  N* ∝ C^a, D* ∝ C^b (IsoFLOP, Approach 2): {estimate('a', iso.a, iso.ci.get('a'))}, "
+                         f"{estimate('b', iso.b, iso.ci.get('b'))}" + ("" if iso.ci.get("a") else " (no interval)"))
         par = self.fit.parametric
         if par.alpha is not None:
             lines.append(
