@@ -65,6 +65,16 @@ runs per sweep: median 24 (min 24, max 26); run time 50.1 s (120 trials, 0.42 s 
 Read: N* (the Approach-2 recommendation) and a from Approach 2 over-cover with wide intervals (a
 median N*(1e14) interval spans x7.9 while the point misses by x1.15); the loss interval ignores a
 misspecified law and a shared shift (coverage 0.53-0.78).
+
+With the calibrated intervals (parametric profile bootstrap, budget scatter, rolling-origin law
+error; docs/uncertainty.md), ``--trials 100``, 2026-12-06, 103 s:
+
+family          n            a (A2)           a (A3)         N*(1e13)         N*(1e14)       loss(1e13)       loss(1e14)  no-int  N14 err
+                         cov  width       cov  width       cov  width       cov  width       cov  width       cov  width
+chinchilla    100      0.97   0.227     1.00   0.206     0.94   x1.73     0.96   x2.79     1.00   0.063     1.00   0.118    0.00   x1.154
+misspecified  100      0.98   0.235     0.96   0.242     0.97   x1.83     0.96   x3.05     0.98   0.075     0.85   0.133    0.00   x1.193
+shared_shift  100      0.97   0.221     0.98   0.196     0.92   x1.68     0.95   x2.84     0.92   0.071     0.96   0.126    0.00   x1.165
+all           300      0.97   0.225     0.98   0.215     0.94   x1.74     0.96   x2.90     0.97   0.070     0.94   0.127    0.00   x1.167
 """
 
 from __future__ import annotations
