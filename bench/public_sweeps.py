@@ -96,6 +96,15 @@ largest budget does not bracket its optimum), N* inside 13/19, loss 5/19.
 1.103, 1.042, 1.048. The N* interval holds less often than 95 % and the loss interval far less
 (Approach 3's loss misses by 0.01-0.3 nats with intervals of 0.004-0.26).
 
+Measured 2026-12-06 with the two Gemstones sweeps added (24 sweeps, 17 families; bootstrap 400, seed
+0, hold 1, outliers dropped; the interval method of this commit, so the older numbers above do not
+compare): degree auto N* inside 22/24 (one per family 15/17), loss inside 24/24 (17/17), median N*
+error 1.057, median |dL| 0.067; gemstones pred/obs N* 0.891 (interval x1.59, inside), dL +0.099
+(width 0.33, inside); gemstones_lr_half 1.047 (x1.81, inside), dL +0.085 (width 0.34, inside).
+--compare-degrees, N* inside: degree 2 21/24, degree 3 23/24, auto 22/24; median N* error 1.103,
+1.043, 1.057; Approach 2's a: gemstones 0.631 [0.554, 0.709] (degree 2 = auto), gemstones_lr_half
+0.605 [0.493, 0.697].
+
 Totals are over all sweeps and over one sweep per family (the first listed), since sweeps of one
 family are not independent checks.
 """
