@@ -70,6 +70,23 @@ derived as flops/(6n), so C = 6ND exactly), loss = the loss interpolated from th
 at that budget. The configurations that differ only in param_count or loss_split are views of the
 same training runs (family = dataset/hparams/warmup/decay).
 
+Gemstones (McLeish et al. 2025, ``gemstones_isoflop_interpolated.csv``): derived from
+mcleish7/gemstone-scaling-laws ``wandb_dfs/wandb_df_for_fitting_hot_100b+_477.jsonl`` (``gemstones``:
+22 model shapes, width x depth 256x23 ... 3072x12, N = ``params_active_precise`` 48M-2.0B with
+embeddings, trained at constant learning rate to 350B tokens) and
+``wandb_dfs/wandb_df_for_fitting_lr_ablation_hot_477.jsonl`` (``gemstones_lr_half``: 20 of the shapes at
+half the learning rate, to 100B tokens), commit 5f420478f6057b0cbb4d13405fb10ca64675bccb, licence MIT.
+The source holds each run's validation loss every 477 steps (2.0e9 tokens); the runs are not on
+isoFLOP budgets, so the CSV reads each run's curve at C = 1e18 * 2^k: D = C/(6N), loss linearly
+interpolated in ln(tokens) between the two neighbouring logged points (2e9 tokens apart), only where
+D lies inside the logged range (no extrapolation). C = budget = 6ND exactly. The loader keeps a
+budget only when at least ``GEMSTONES_MIN_RUNS`` = 10 runs reach it, a rule on N and the token
+ranges alone (no loss is looked at): ``gemstones`` keeps 2e18 ... 5.12e20 (9 budgets), dropping
+1e18 (3 runs), 1.02e21 (9), 2.05e21 (6), 4.1e21 (1); ``gemstones_lr_half`` keeps 2e18 ... 2.56e20 (8),
+dropping 1e18 (3), 5.12e20 (6), 1.02e21 (3). These are losses of runs without learning-rate decay
+(like Porian's ``const`` configurations): above what a run decayed at D would reach. Each sweep is its
+own family (different training runs). The source marks no outliers.
+
 Measured 2026-12 (bootstrap 400, seed 0, degree auto, Open-Athena outliers dropped), 22 sweeps:
 hold 1: N* inside 18/22 (one per family 11/15), loss inside 5/22 (3/15), median N* error 1.048;
 hold 2: N* inside 15/22 (9/15), loss inside 6/22 (3/15), median N* error 1.069;
@@ -78,6 +95,15 @@ largest budget does not bracket its optimum), N* inside 13/19, loss 5/19.
 --compare-degrees (hold 1), N* inside: degree 2 12/22, degree 3 18/22, auto 18/22; median N* error
 1.103, 1.042, 1.048. The N* interval holds less often than 95 % and the loss interval far less
 (Approach 3's loss misses by 0.01-0.3 nats with intervals of 0.004-0.26).
+
+Measured 2026-12-06 with the two Gemstones sweeps added (24 sweeps, 17 families; bootstrap 400, seed
+0, hold 1, outliers dropped; the interval method of this commit, so the older numbers above do not
+compare): degree auto N* inside 22/24 (one per family 15/17), loss inside 24/24 (17/17), median N*
+error 1.057, median |dL| 0.067; gemstones pred/obs N* 0.891 (interval x1.59, inside), dL +0.099
+(width 0.33, inside); gemstones_lr_half 1.047 (x1.81, inside), dL +0.085 (width 0.34, inside).
+--compare-degrees, N* inside: degree 2 21/24, degree 3 23/24, auto 22/24; median N* error 1.103,
+1.043, 1.057; Approach 2's a: gemstones 0.631 [0.554, 0.709] (degree 2 = auto), gemstones_lr_half
+0.605 [0.493, 0.697].
 
 Totals are over all sweeps and over one sweep per family (the first listed), since sweeps of one
 family are not independent checks.
@@ -106,6 +132,10 @@ DATA_FALLBACK = Path("/work/shared/notes/data")
 OA_EXTRACT = "openathena_isoflops_combined_extract.csv"
 OA_TRANSFORM = "openathena_isoflops_combined_transform.csv"
 PORIAN = "porian2024_isoflop_points.csv"
+GEMSTONES = "gemstones_isoflop_interpolated.csv"
+#: a Gemstones budget is kept when at least this many runs' logged curves reach it (a rule on N and the
+#: token ranges only, fixed before any fit; see the docstring)
+GEMSTONES_MIN_RUNS = 10
 OA_CITE = ("Open-Athena/scaling-law-analysis data/isoflops/{extract,transform}/isoflops.csv "
            "@3e0656ee3dce1a2c89aa67691920f5eb9d30f0fc")
 MIN_BUDGETS = 4
@@ -243,9 +273,38 @@ def porian(data: Path, config: tuple[str, ...], keep_outliers: bool = False) -> 
                        f"@0dc60d91, source_file {t['source_file'].iloc[0]}), derived points", "MIT", df)
 
 
+def _gemstones(data: Path, name: str, curve: str, what: str) -> Sweep:
+    """One Gemstones curve set; budgets that fewer than ``GEMSTONES_MIN_RUNS`` runs reach are dropped (listed)."""
+    t = pd.read_csv(data / GEMSTONES)
+    t = t[t["curve"] == curve]
+    if t.empty:
+        raise ValueError(f"{GEMSTONES}: no rows for curve {curve}")
+    counts = t.groupby("C")["run_name"].nunique()
+    few = counts[counts < GEMSTONES_MIN_RUNS]
+    dropped = ""
+    if len(few):
+        dropped = (f"budgets reached by fewer than {GEMSTONES_MIN_RUNS} runs dropped: "
+                   + ", ".join(f"{c:.3g} ({n})" for c, n in few.items()))
+        t = t[~t["C"].isin(few.index)]
+    df = _table(t["N"], t["D"], t["loss"], t["C"])
+    df.attrs.update(family=name, dropped=dropped)
+    return Sweep(name, f"Gemstones, McLeish et al. 2025 (mcleish7/gemstone-scaling-laws wandb_dfs/wandb_df_for_fitting_"
+                       f"{curve}.jsonl @5f420478), {what}; loss interpolated in ln(tokens) at C = 1e18*2^k", "MIT", df)
+
+
+def gemstones(data: Path, keep_outliers: bool = False) -> Sweep:
+    """Gemstones constant-LR runs, 22 shapes to 350B tokens (the source marks no outliers)."""
+    return _gemstones(data, "gemstones", "hot_100b+_477", "22 shapes, constant LR, to 350B tokens")
+
+
+def gemstones_lr_half(data: Path, keep_outliers: bool = False) -> Sweep:
+    """Gemstones' half-learning-rate ablation, 20 shapes to 100B tokens (no outliers marked)."""
+    return _gemstones(data, "gemstones_lr_half", "lr_ablation_hot_477", "20 shapes at half the LR, to 100B tokens")
+
+
 LOADERS: tuple[Callable[..., Sweep], ...] = (
     chinchilla_epoch, chinchilla_mlscalefit, llama3, marin_comma, marin_dclm, marin_nemotron, misfitting,
-    *(functools.partial(porian, config=c) for c in PORIAN_CONFIGS),
+    *(functools.partial(porian, config=c) for c in PORIAN_CONFIGS), gemstones, gemstones_lr_half,
 )
 
 
