@@ -13,9 +13,10 @@ For each sweep:
   ``predictions[0].loss`` (Approach 3 at its compute-optimal point) with ``ci["loss"]``.
 
 Only ``fit_table``'s public arguments and these record keys are read, so the script keeps working
-while the interval method inside ``fit_table`` changes. The observed optimum has its own error (the
-held-out profile's fit); it is not added to the interval, so "inside" asks whether the interval
-covers the profile's point estimate.
+while the interval method inside ``fit_table`` changes. The observed optimum is read from the full
+table's fit with the profile degree the prediction was made with (a cubic and a parabola read one
+budget's optimum up to 20 % apart). It has its own error (the held-out profile's fit), which is not
+added to the interval: "inside" asks whether the interval covers the profile's point estimate.
 
 Run (on 2 shared cores: about 20 s with the defaults, about 2 min with --compare-degrees):
 
@@ -87,7 +88,8 @@ dropping 1e18 (3), 5.12e20 (6), 1.02e21 (3). These are losses of runs without le
 (like Porian's ``const`` configurations): above what a run decayed at D would reach. Each sweep is its
 own family (different training runs). The source marks no outliers.
 
-Measured 2026-12 (bootstrap 400, seed 0, degree auto, Open-Athena outliers dropped), 22 sweeps:
+Before the calibrated intervals (main at 9352243, observation read with the full fit's own degree;
+bootstrap 400, seed 0, degree auto, Open-Athena outliers dropped), 22 sweeps:
 hold 1: N* inside 18/22 (one per family 11/15), loss inside 5/22 (3/15), median N* error 1.048;
 hold 2: N* inside 15/22 (9/15), loss inside 6/22 (3/15), median N* error 1.069;
 --keep-outliers (hold 1): 19 evaluated (both Chinchilla extractions and misfitting skipped: their
