@@ -85,7 +85,9 @@ def frontier_figure(fit: ScalingFit, table: pd.DataFrame) -> Figure:
             coef, expo = (iso.N_coef, iso.a) if q == "N" else (iso.D_coef, iso.b)
             ax.plot(C, coef * C ** expo, color="C1", lw=1, label=f"Approach 2 power law (exponent {expo:.3f})")
         for p in fit.predictions:
-            ci, value = p.ci.get(q), getattr(p, q)
+            # the star is the recommendation (the approach the fit chose) with its 95 % prediction interval
+            rec = p.recommended
+            ci, value = (rec.ci.get(q), getattr(rec, q)) if rec is not None else (p.ci.get(q), getattr(p, q))
             yerr = None if ci is None else [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
             ax.errorbar([p.C], [value], yerr=yerr, fmt="*", ms=12, color="crimson", capsize=4, zorder=5)
             ax.annotate(f"{value:.3g}", (p.C, value), textcoords="offset points", xytext=(6, -12), fontsize=8)
@@ -95,8 +97,10 @@ def frontier_figure(fit: ScalingFit, table: pd.DataFrame) -> Figure:
     axes[0].legend(fontsize=7, loc="upper left")
     title = "dotted line: largest fitted C"
     if fit.predictions:
-        title = f"★ target budgets (95% bootstrap interval); {title}"
-    axes[1].set_title(title, fontsize=8)
+        rec = fit.predictions[0].recommended
+        who = "" if rec is None else f" from {'Approach 2' if rec.method == 'isoflop' else 'Approach 3'}"
+        title = f"★ recommendation{who} at the target budgets, with its 95% prediction interval; {title}"
+    fig.suptitle(title, fontsize=8)
     return fig
 
 
