@@ -1,8 +1,9 @@
 """``find_optimal()``: the whole pipeline for notebook users, on Python objects instead of a config file.
 
 It validates everything first (seconds, before any training), then runs the same steps as the
-workflow (:mod:`flops_fit.pipeline`: plan → train every run → fit → plot) in this process, writing
-the same files under ``output_dir``. Runs whose metrics already exist for the same plan are not
+workflow (:mod:`flops_fit.pipeline`: validate → plan → train every run → fit → recommend → plot →
+summarize) in this process, writing the same files under ``output_dir``
+(:class:`flops_fit.paths.Results`). Runs whose metrics already exist for the same plan are not
 retrained, so an interrupted call resumes where it stopped.
 """
 
@@ -32,7 +33,6 @@ from flops_fit.paths import RUN_PLAN, Results
 from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import no_recommendation, recommend_for
-from flops_fit.validation import loss_floor
 
 log = logging.getLogger("flops_fit")
 
@@ -152,7 +152,8 @@ def find_optimal(
     ``sweep``, ``training`` and ``fit`` take the keys of the config sections of the same names
     (config/README.md); everything not given takes the documented default. Returns a
     :class:`ScalingResult`; the files are under ``output_dir`` in the workflow's layout
-    (``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``). ``inputs_key`` and
+    (``validated.json``, ``plan/runs.tsv``, ``runs/<run_id>/``, ``fit/fit.json``, ``plots/``,
+    ``report/summary.html``). ``inputs_key`` and
     ``targets_key`` say where samples that are mappings keep the inputs and targets (config keys
     ``dataset.inputs_key`` / ``dataset.targets_key``); ``(inputs, targets)`` pairs need neither.
 
@@ -191,8 +192,11 @@ def find_optimal(
         "verify": {**({} if isinstance(verify, bool) else {"budgets": list(verify)}),
                    **({} if verify_sizes is None else {"sizes": verify_sizes})},
     })
-    loss_floor(config)  # a bad fit.loss_floor reference fails now, not after the sweep has trained
     out = Results(Path(output_dir))
+    # the validate rule's step on the objects themselves: validated.json, and a bad fit.loss_floor
+    # reference fails now, not after the sweep has trained
+    pipeline.validate_step(config, out.validated, objects={"model": model_cls, "dataset": dataset,
+                                                           "eval_dataset": eval_dataset, "loss": loss_fn})
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
     warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
@@ -244,6 +248,9 @@ def find_optimal(
     from flops_fit.plotting.suite import plot_all  # matplotlib only when a sweep is plotted
 
     plot_all(result, fitted, table, out.runs_dir, out.plots_dir)
+    # the summarize rule's step: the report's summary page and the runs table with each run's outcome
+    pipeline.summarize_step(out.fit, out.recommendations, out.runs_table, out.runs_dir, out.calibration_law,
+                            out.summary_page, out.report_runs)
     checked = pd.DataFrame(columns=verification.COLUMNS)
     if verify is not False:
         checked, more = _verify(config, ctx, law, result, recommendations, objects, out, progress)

@@ -33,10 +33,18 @@ from flops_fit.validation import build_objects, loss_floor, validate_config
 
 
 # ----------------------------------------------------------------------------------------- validate
-def validate_step(config: dict, out_path: str | Path) -> dict:
-    """Import and check model, data and loss; record the resolved config for the later steps."""
-    summary = validate_config(config)
-    write_json({"config": config, "summary": summary}, out_path)
+def validate_step(config: dict, out_path: str | Path, objects: dict[str, Any] | None = None) -> dict:
+    """Import and check model, data and loss; record the resolved config for the later steps.
+
+    ``objects`` (:func:`flops_fit.find_optimal`): the model class, datasets and loss themselves
+    (keys ``model``, ``dataset``, ``eval_dataset``, ``loss``), checked instead of importing the
+    config's references.
+    """
+    summary = validate_config(config, objects=objects)
+    # a config file's values are JSON already; find_optimal's model_kwargs may hold any object (a dtype):
+    # recorded by its repr, as the run's identity never reads them back from here
+    record = json.loads(json.dumps({"config": config, "summary": summary}, default=repr))
+    write_json(record, out_path)
     return summary
 
 

@@ -45,14 +45,22 @@ def build_objects(
     return objects["model"], objects["dataset"], objects["eval_dataset"], objects["loss"]
 
 
-def validate_config(config: dict[str, Any], *, base_dir: Path | str | None = None) -> dict[str, Any]:
+def validate_config(
+    config: dict[str, Any], *, base_dir: Path | str | None = None, objects: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run every check on the config's objects; return a JSON-serialisable summary of what was built.
 
     Raises one :class:`ConfigError` whose message numbers every problem found. The summary holds
     the model class with its parameter counts per size, the datasets (type, iterable, length), the
     loss name and the resolved ``fit.loss_floor``; the validate rule writes it to ``results/validated.json``.
+    ``objects`` (keys ``model``, ``dataset``, ``eval_dataset``, ``loss``) are the objects themselves,
+    checked instead of building the config's references: :func:`flops_fit.find_optimal` is given
+    Python objects, not importable names.
     """
-    objects, problems = _build(config, base_dir)
+    if objects is None:
+        objects, problems = _build(config, base_dir)
+    else:
+        objects, problems = {"model": None, "dataset": None, "eval_dataset": None, "loss": None, **objects}, []
     model_cls, size_param, sizes = objects["model"], config["model"]["size_param"], config["model"].get("sizes")
     model_kwargs = config["model"].get("kwargs") or {}
     counts: dict[Any, tuple[int, int]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -18,6 +20,7 @@ from flops_fit.errors import ConfigError
 from flops_fit.examples.gpt import GPT, next_token_loss
 from flops_fit.examples.markov import MarkovTokens
 from flops_fit.fitting.records import BudgetOptimum
+from flops_fit.paths import Results
 
 KWARGS = {"n_layer": 1, "vocab_size": 64, "block_size": 32, "head_dim": 8}
 SIZES = [8, 16, 24, 32, 48]
@@ -76,6 +79,17 @@ def test_find_optimal_returns_a_real_result_and_resumes(data, swept):
     again = call(data, tmp_path)  # same plan: nothing is retrained
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
     assert again.fit.isoflop.per_budget == result.fit.isoflop.per_budget
+
+
+def test_find_optimal_writes_the_summary_page_and_validated_json_where_the_workflow_does(swept):
+    """README: find_optimal "writes the same files" as the workflow, the summary page and validated.json included."""
+    out = Results(swept[0] / "out")
+    validated = json.loads(out.validated.read_text())
+    assert validated["config"]["model"]["size_param"] == "d_model"
+    assert validated["summary"]["model"]["resolved"].endswith("GPT")
+    assert set(validated["summary"]["model"]["params_by_size"]) == {str(s) for s in SIZES}
+    assert out.summary_page.exists() and "<html" in out.summary_page.read_text().lower()
+    assert len(pd.read_csv(out.report_runs, sep="\t")) == len(swept[1].runs)
 
 
 def test_verify_trains_the_recommended_size_and_its_neighbours_outside_the_fit(data, swept, tmp_path):
