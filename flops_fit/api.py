@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from flops_fit import pipeline, placement, planning, verify as verification
 from flops_fit.config import prepare_config
@@ -140,6 +141,7 @@ def find_optimal(
     verify: bool | Sequence[float] = False,
     verify_sizes: int | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> ScalingResult:
     """Run an IsoFLOP sweep of ``model_cls``, sized by ``model_size_param``, and fit scaling laws.
 
@@ -170,6 +172,12 @@ def find_optimal(
     predictions and says whether the recommended size was the observed best (``ScalingResult.verification``,
     ``verify/verify.tsv``); the runs never enter the fit. ``verify_sizes`` is the number of sizes per budget
     (config key ``verify.sizes``; default 3: N*/2, N*, 2N*; 1: the recommended size alone).
+
+    ``threads`` sets torch's CPU threads of every run (config key ``training.threads``; None: torch's
+    default, every core). On a shared or loaded machine give it (1 is usually fastest for small models);
+    it is execution, not identity, so changing it retrains no finished run. torch's setting is restored
+    when the sweep ends. Before any run trains, the sweep's cost (planned FLOPs, FLOPs/s measured on the
+    smallest model, expected wall time) is logged and written to ``plan/cost_estimate.json``.
     """
     model_kwargs = dict(model_kwargs or {})
     _check_inputs(model_cls, model_size_param, model_kwargs, sizes, dataset, eval_dataset, loss_fn, compute_budgets)
@@ -187,7 +195,7 @@ def find_optimal(
         "budgets": list(compute_budgets),
         "target_budgets": list(target_budgets),
         "sweep": dict(sweep or {}),
-        "training": dict(training or {}),
+        "training": {**(training or {}), **({} if threads is None else {"threads": threads})},
         "fit": dict(fit or {}),
         "verify": {**({} if isinstance(verify, bool) else {"budgets": list(verify)}),
                    **({} if verify_sizes is None else {"sizes": verify_sizes})},
@@ -200,7 +208,12 @@ def find_optimal(
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
     warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
+    torch_threads = torch.get_num_threads()  # runs set training.threads; given back at the end
     with visible_info(log) if progress else nullcontext():  # progress=False: logging as configured
+        calibration, notes = pipeline.calibration_plan(config, ctx)
+        cost = pipeline.cost_estimate(config, ctx, loss_fn, calibration, config["training"]["threads"], 1)
+        write_json(cost.to_dict(), out.cost_estimate)
+        log.info("%s", cost.describe())
         tracker = sweep_progress({}, progress, log)
 
         def train(table: pd.DataFrame, plan: pd.DataFrame | None = None) -> dict[str, float]:
@@ -218,7 +231,6 @@ def find_optimal(
 
         try:
             # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
-            calibration, notes = pipeline.calibration_plan(config, ctx)
             warnings += _logged(notes)
             write_tsv(calibration, out.calibration_plan)
             law = pipeline.calibrate(config, calibration, train(calibration))
@@ -237,6 +249,7 @@ def find_optimal(
                 train(new, table)
         finally:  # also when a run fails: the bar's line ends before the traceback
             tracker.close()
+            torch.set_num_threads(torch_threads)
     write_tsv(table, out.runs_table)
     warnings += _logged(placement.unbracketed(config["budgets"], table, pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot

@@ -25,9 +25,23 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 NOT_SWEEP_KEYS = ("verify", "worker")
 
 
+#: ``training`` keys that say how a run executes, not what it computes (torch's CPU threads): left out
+#: of the sweep config, so of the validate rule's and the train rule's rerun triggers
+EXECUTION_TRAINING_KEYS = ("threads",)
+
+
+def training_identity(training: dict) -> dict:
+    """The ``training`` section without :data:`EXECUTION_TRAINING_KEYS`: the train rule's ``params.training``."""
+    return {key: value for key, value in training.items() if key not in EXECUTION_TRAINING_KEYS}
+
+
 def sweep_config(config: dict) -> dict:
-    """``config`` without :data:`NOT_SWEEP_KEYS`: what the sweep's results depend on."""
-    return {key: value for key, value in config.items() if key not in NOT_SWEEP_KEYS}
+    """``config`` without :data:`NOT_SWEEP_KEYS` and the execution keys of ``training``: what the sweep's
+    results depend on."""
+    swept = {key: value for key, value in config.items() if key not in NOT_SWEEP_KEYS}
+    if isinstance(swept.get("training"), dict):
+        swept["training"] = training_identity(swept["training"])
+    return swept
 
 
 def load_schema() -> dict:

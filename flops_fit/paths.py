@@ -12,6 +12,8 @@ path (under the root)      written by                          read by
 validated.json             validate                            every later step (the config)
 plan/lr_calibration.tsv    calibration_plan                    calibrate, train
 plan/lr_calibration.json   calibrate                           place, verify_plan, summarize
+plan/cost_estimate.json    calibration_plan, find_optimal      people (the sweep's planned FLOPs,
+                           (before any run trains)             measured FLOPs/s, expected wall time)
 plan/waves/{wave}.tsv      place (cumulative table per wave)   the next place, train, plan
 plan/runs.tsv              plan (the last wave's table)        fit, recommend, plot, summarize
 runs/{id}/metrics.json     train                               place, calibrate, fit, summarize
@@ -79,6 +81,11 @@ class Results:
     @property
     def calibration_law(self) -> Path:
         return self.plan_dir / "lr_calibration.json"
+
+    @property
+    def cost_estimate(self) -> Path:
+        """The sweep's cost before it trains (:func:`flops_fit.cost.estimate_cost`)."""
+        return self.plan_dir / "cost_estimate.json"
 
     def wave(self, wave: int | str) -> Path:
         return self.plan_dir / "waves" / f"{wave}.tsv"

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, heldout, placement, planning, recommend, smoke, verify
+from flops_fit import calibration, cost, heldout, placement, planning, recommend, smoke, verify
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
@@ -167,14 +167,66 @@ def plan(
     return table, notes + more
 
 
-def calibration_plan_step(config: dict, out_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The calibration_plan rule, the first planning job: the smoke test, then the lr-calibration runs."""
+def calibration_plan_step(
+    config: dict, out_path: str | Path, cost_path: str | Path | None = None, threads: int | None = None,
+    cores: int = 1,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The calibration_plan rule, the first planning job: the smoke test, the lr-calibration runs and,
+    given ``cost_path``, the sweep's cost estimate (runs of ``threads`` threads, ``cores`` cores)."""
     model_cls, dataset, eval_dataset, loss_fn = build_objects(config)
     ctx = plan_context(config, model_cls, dataset, eval_dataset)
     notes = smoke_check(config, ctx, loss_fn)
     table, more = calibration_plan(config, ctx)
+    if cost_path is not None:
+        training = config["training"]
+        on_cuda = training["device"] == "cuda" or (training["device"] == "auto" and torch.cuda.is_available())
+        gpus = torch.cuda.device_count() if on_cuda else 0
+        parallel = cost.parallel_runs(on_cuda, cores, threads or 1, gpus, training["processes_per_run"])
+        estimate = cost_estimate(config, ctx, loss_fn, table, threads, parallel)
+        write_json(estimate.to_dict(), cost_path)
+        notes = notes + [estimate.describe()]
     write_tsv(table, out_path)
     return table, notes + more
+
+
+def cost_estimate(
+    config: dict, ctx: PlanContext, loss_fn: Any, calibration_table: pd.DataFrame, threads: int | None,
+    parallel_runs: int,
+) -> cost.CostEstimate:
+    """The sweep's cost before any run trains (:mod:`flops_fit.cost`): the calibration runs and the first
+    wave as planned, later budgets from their a-priori windows (and the seed replicates), and one timed
+    step of the smallest planned model where training runs, with ``threads`` torch threads."""
+    first, _ = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+    placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, calibration.lr_rule(ctx.recipe, ctx.catalog),
+                              ctx.fixed_batch)
+    placed = {float(b) for b in first["budget"]}
+    later_flops, later_runs = 0.0, 0
+    for budget in sorted(float(b) for b in config["budgets"]):
+        if not any(math.isclose(budget, b, rel_tol=1e-9) for b in placed):
+            sizes, _ = placer.window(budget, ctx.recipe.expected_optimal_params(budget))
+            later_flops += len(sizes) * budget
+            later_runs += len(sizes)
+    if ctx.recipe.seed_replicates and not (first["role"] == "replicate").any():
+        smallest_budget = min(float(b) for b in config["budgets"])
+        runs = first[(first["role"] == "sweep") & (first["budget"] - smallest_budget).abs().le(1e-9 * smallest_budget)]
+        later_flops += ctx.recipe.seed_replicates * float(runs["achieved_flops"].sum())
+        later_runs += ctx.recipe.seed_replicates * len(runs)
+    planned = pd.concat([t for t in (calibration_table, first) if len(t)], ignore_index=True)
+    smallest = planned.loc[planned["params"].idxmin()]
+    samples = int(min(int(smallest["batch_size"]), cost.MAX_SAMPLES))
+    training, model = config["training"], config["model"]
+    seconds, targets, device = smoke.measure_step(
+        ctx.catalog.model_cls, model["size_param"], planning.as_size(smallest["size"]), model.get("kwargs") or {},
+        ctx.example, loss_fn,
+        samples, training["device"], training["precision"], threads,
+    )
+    step_flops = float(smallest["flops_per_token"]) * targets
+    calibration_flops = float(calibration_table["achieved_flops"].sum()) if len(calibration_table) else 0.0
+    return cost.estimate(
+        calibration_flops, planning.compute_cost(first)[0], later_flops, len(calibration_table) + len(first),
+        later_runs, seconds, step_flops, device, f"{model['size_param']}={planning.as_size(smallest['size'])}, "
+        f"{samples} samples/step", threads, parallel_runs,
+    )
 
 
 def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, out_path: str | Path) -> dict:
@@ -269,14 +321,16 @@ def train_run(
     threads: int | None = None, log: logging.Logger | None = None, branch_dir: str | Path | None = None,
 ) -> dict:
     """Train one planned run into ``run_dir`` (metrics.json, curve.tsv); ``objects`` are the built
-    (model class, dataset, eval dataset, loss) of :func:`flops_fit.validation.build_objects`. A branched
+    (model class, dataset, eval dataset, loss) of :func:`flops_fit.validation.build_objects`. ``threads``
+    (the train rule's) overrides ``training.threads`` (find_optimal's); None in both: torch's default. A branched
     run starts from the branch checkpoint in ``branch_dir`` (:attr:`flops_fit.paths.Results.branch_dir`)."""
     from flops_fit.training import run_training
 
     if run.get("branch_of") and branch_dir is None:
         raise ValueError(f"run {run['run_id']} is a cooldown of stable run {run['branch_of']}: give its branch checkpoint")
     job = training_job(config, run, *objects)
-    settings = {**job.pop("settings"), "threads": threads}
+    settings = job.pop("settings")
+    settings = {**settings, "threads": threads if threads is not None else settings.get("threads")}
     branch = {"branch_from": Path(branch_dir), "branch_identity": planning.stable_identity(run)} if run.get("branch_of") else {}
     return run_training(**job, settings=settings, out_dir=Path(run_dir), checkpoint_dir=Path(checkpoint_dir), log=log,
                         **branch)
@@ -308,7 +362,8 @@ def train_stable_segment(
     identity = segment.identity
     torch.manual_seed(int(identity["seed"]))
     model = instantiate(model_cls, identity["size_param"], identity["size"], config["model"]["kwargs"], device="cpu")
-    settings = {**training_settings(config, {}), "threads": threads}
+    settings = training_settings(config, {})
+    settings = {**settings, "threads": threads if threads is not None else settings.get("threads")}
     return train_segment(identity, start_from=None if start_from is None else Path(start_from), end_step=segment.end,
                          model=model, train_data=train_data, loss_fn=loss_fn, settings=settings, out_dir=Path(out_dir),
                          checkpoint_dir=Path(checkpoint_dir), log=log, batch_format=batch_format)

@@ -11,6 +11,7 @@ how to fix it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -162,3 +163,68 @@ def _copy_warning(inputs: Any, targets: Any) -> list[str]:
             "input_ids[t + 1]) unless the model predicts the current token on purpose"
         ]
     return []
+
+
+def measure_step(
+    model_cls: type,
+    size_param: str,
+    size: Any,
+    model_kwargs: dict,
+    batch: tuple[Any, Any],
+    loss_fn: Any,
+    samples: int,
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    min_seconds: float = 0.5,
+    max_steps: int = 5,
+) -> tuple[float, int, str]:
+    """Time forward, loss and backward of ``model_cls(size_param=size)`` on ``batch`` repeated to ``samples``
+    samples, where and with the threads training would use: (seconds per step, targets per step, device).
+
+    One untimed step warms up, then steps are timed until ``min_seconds`` or ``max_steps``. Runs under a
+    forked RNG and gives torch's thread count back, so the plan draws nothing and changes nothing.
+    """
+    from flops_fit.training.device import setup_device
+
+    before = torch.get_num_threads()
+    try:
+        setup = setup_device(device, precision, threads)
+        inputs, targets = setup.move(_repeat(batch, samples))
+        loss = AdaptedLoss(loss_fn)
+        with torch.random.fork_rng(devices=[]):
+            model = instantiate(model_cls, size_param, size, model_kwargs, device="cpu").train().to(setup.device)
+
+            def step() -> None:
+                model.zero_grad(set_to_none=True)
+                with setup.autocast():
+                    predictions, loss_targets = loss.prepare(model(inputs), targets)
+                    value = loss_fn(predictions, loss_targets)
+                value.backward()
+                if setup.is_cuda:
+                    torch.cuda.synchronize()
+
+            step()  # warm-up: allocations, lazy kernels
+            steps, start = 0, time.perf_counter()
+            while steps < max_steps and (steps == 0 or time.perf_counter() - start < min_seconds):
+                step()
+                steps += 1
+            seconds = (time.perf_counter() - start) / steps
+        count = targets.numel() if isinstance(targets, torch.Tensor) else samples
+        return seconds, int(count), setup.description
+    finally:
+        torch.set_num_threads(before)
+
+
+def _repeat(batch: tuple[Any, Any], samples: int) -> tuple[Any, Any]:
+    """The smoke batch's tensors repeated along the batch dimension to ``samples`` samples."""
+    from torch.utils._pytree import tree_map
+
+    def grow(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            return t
+        times = -(-samples // len(t))
+        return t.repeat(times, *([1] * (t.dim() - 1)))[:samples]
+
+    inputs, targets = batch
+    return tree_map(grow, inputs), tree_map(grow, targets)

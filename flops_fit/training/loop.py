@@ -430,6 +430,7 @@ def run_training(
         "train_time_s": round(timers["train"], 3),
         "tokens_per_s": round(trainer.tokens / timers["train"], 1) if timers["train"] > 0 else None,
         "device": setup.description,
+        "threads": torch.get_num_threads(),  # torch intra-op threads the run trained with (training.threads)
         "resumed_from_step": resumed_from,
         "planned_steps": trainer.steps,
         "planned_flops": float(run["planned_flops"]),

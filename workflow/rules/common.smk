@@ -7,6 +7,8 @@ import torch
 from flops_fit import placement, planning
 from flops_fit.config import prepare_config
 from flops_fit.config import sweep_config as config_of_sweep
+from flops_fit.config import training_identity
+from flops_fit.cost import CORES_ENV, RUN_THREADS_ENV
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
 from flops_fit.recipe import Recipe
@@ -133,6 +135,35 @@ def run_table_file(wildcards):
 def run_plan(wildcards):
     """This run's identity (its plan row without bookkeeping): a changed plan retrains only what it changes."""
     return planning.run_identity(run_source(wildcards.run_id)[1])
+
+
+def run_threads():
+    """torch's threads of one run: training.threads, else one per training process (as before)."""
+    training = config["training"]
+    return max(training["threads"] or 1, training["processes_per_run"])
+
+
+# The plan's cost estimate (flops_fit.cost) needs the threads of a run and the cores Snakemake may use;
+# through the environment, as the worker's setting: a param of calibration_plan would re-plan on a change.
+os.environ[RUN_THREADS_ENV] = str(run_threads())
+def snakemake_cores():
+    try:
+        return workflow.cores or 1
+    except Exception:  # no --cores (a cluster executor): one run at a time is all the estimate assumes
+        return 1
+
+
+os.environ[CORES_ENV] = str(snakemake_cores())
+
+
+def train_threads(wildcards):
+    """The train rule's threads (capped by Snakemake at --cores): what `flops-fit train --threads` gets."""
+    return run_threads()
+
+
+def stable_threads(wildcards):
+    """A stable segment trains in one process: training.threads, else 1 (as before)."""
+    return config["training"]["threads"] or 1
 
 
 def train_gpus(wildcards):

@@ -9,6 +9,8 @@ checkpoint calibration_plan:
         RESULTS.validated,
     output:
         runs=RESULTS.calibration_plan,
+        # the sweep's planned FLOPs, measured FLOPs/s and expected wall time, before any run trains
+        cost=RESULTS.cost_estimate,
     log:
         "logs/plan/calibration_plan.log",
     localrule: True

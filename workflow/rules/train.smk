@@ -13,13 +13,15 @@ rule train:
         "logs/train/{run_id}.log",
     conda:
         "../envs/flops_fit.yaml"
-    threads: config["training"]["processes_per_run"]
+    # torch's threads of the run (training.threads, shared by its processes; default one per process):
+    # execution, not identity, so it is no rerun trigger (the threads directive never is)
+    threads: train_threads
     resources:
         gpu=train_gpus,
         runtime=train_runtime,
     params:
         run=run_plan,
-        training=config["training"],
+        training=training_identity(config["training"]),
         checkpoint_dir=checkpoint_dir,
         launcher=train_launcher,
         branch=branch_flag,
@@ -40,13 +42,13 @@ rule stable:
         "logs/stable/{stable_id}_step{step}.log",
     conda:
         "../envs/flops_fit.yaml"
-    threads: 1
+    threads: stable_threads
     resources:
         gpu=stable_gpus,
         runtime=stable_runtime,
     params:
         segment=stable_plan,
-        training=config["training"],
+        training=training_identity(config["training"]),
         start=stable_start_flag,
         checkpoint_dir=lambda wildcards: RESULTS.segment_checkpoint_dir(wildcards.stable_id, wildcards.step),
     shell:
