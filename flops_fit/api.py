@@ -23,7 +23,7 @@ import torch
 
 from flops_fit import pipeline, placement, planning, verify as verification
 from flops_fit.config import prepare_config
-from flops_fit.data import validate_dataset
+from flops_fit.data import dataset_samples, validate_dataset
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, write_fit
 from flops_fit.fitting.summary import estimate
@@ -251,12 +251,14 @@ def find_optimal(
             tracker.close()
             torch.set_num_threads(torch_threads)
     write_tsv(table, out.runs_table)
+    warnings += _logged(planning.repetition_warning(table))  # one line for the whole sweep
     warnings += _logged(placement.unbracketed(config["budgets"], table, pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot
     result, fitted = pipeline.fit_runs(config, table, out.runs_dir)
     write_tsv(fitted, out.fitted_runs)
     write_fit(result, out.fit, out.fit_summary)
-    recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample)
+    recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample,
+                                           dataset_samples(ctx.train_data))
     write_tsv(recommendations, out.recommendations)
     from flops_fit.plotting.suite import plot_all  # matplotlib only when a sweep is plotted
 
@@ -282,6 +284,7 @@ def _verify(config: dict, ctx: pipeline.PlanContext, law: dict, fit: ScalingFit,
         plan, notes = verification.plan_verification(ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch,
                                                      pipeline.lr_function(config, ctx, law), recommendations, budgets,
                                                      verification.verify_sizes(config))
+        plan = planning.with_epochs(plan, dataset_samples(ctx.train_data))
     write_tsv(plan, out.verify_plan)
     with visible_info(log) if progress else nullcontext():
         tracker = sweep_progress(dict(zip(plan["run_id"], plan["achieved_flops"])), progress, log)

@@ -134,10 +134,32 @@ def wrap_dataset(
     )
 
 
+def dataset_samples(data_or_loader: Any) -> int | None:
+    """How many samples one epoch of the data holds, or ``None`` when that is unknown.
+
+    * a map-style ``Dataset`` (or a torch-formatted Hugging Face dataset, a ``Subset``): ``len()``;
+    * a ``DataLoader``: ``len(loader.dataset)``, the samples of the dataset it loads. Not ``len(loader)``,
+      which counts batches (1,285 samples in batches of 7 are 184 batches, not 184 samples); a loader's
+      own sampler or ``drop_last`` may use fewer of them per epoch, which this does not model;
+    * an ``IterableDataset`` (or a loader of one), or anything without ``len()``: ``None``, since a
+      stream has no size to count epochs against (training stops after the run's token budget).
+
+    Never indexes or iterates the data.
+    """
+    dataset = data_or_loader.dataset if isinstance(data_or_loader, data.DataLoader) else data_or_loader
+    if isinstance(dataset, data.IterableDataset):
+        return None
+    try:
+        return len(dataset)
+    except TypeError:  # no __len__
+        return None
+
+
 def describe_dataset(dataset_or_loader: Any) -> dict[str, Any]:
     """A JSON-serialisable summary for ``results/validated.json``: type, loader or not, iterable, length.
 
-    The length is ``len()`` of a map-style dataset (never an item); ``None`` for iterable data.
+    The length is in samples (:func:`dataset_samples`: a loader's dataset, never its batches; never an
+    item); ``None`` for iterable data.
     """
     is_loader = isinstance(dataset_or_loader, data.DataLoader)
     dataset = dataset_or_loader.dataset if is_loader else dataset_or_loader
@@ -147,6 +169,6 @@ def describe_dataset(dataset_or_loader: Any) -> dict[str, Any]:
         "type": f"{cls.__module__}.{cls.__qualname__}",
         "loader": is_loader,
         "iterable": iterable,
-        "length": None if iterable or not hasattr(dataset, "__len__") else len(dataset),
+        "length": dataset_samples(dataset_or_loader),
         "batch_size": dataset_or_loader.batch_size if is_loader else None,
     }

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from flops_fit import calibration, cost, heldout, placement, planning, recommend, smoke, verify
+from flops_fit.data import dataset_samples
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
@@ -124,7 +125,8 @@ def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list
     window, notes = first_window(config, ctx)
     budget = min(float(b) for b in config["budgets"])
     table, more = calibration.plan_calibration(ctx.recipe, budget, ctx.catalog, window, ctx.fixed_batch)
-    return table, notes + more + _repetition_warnings(table, ctx.train_data)
+    table = planning.with_epochs(table, dataset_samples(ctx.train_data))
+    return table, notes + more + planning.repetition_warning(table, "lr-calibration runs")
 
 
 def calibrate(config: dict, table: pd.DataFrame, losses: dict[str, float]) -> dict:
@@ -154,7 +156,8 @@ def place_wave(
     else:
         combined = new.reset_index(drop=True)
     combined = planning.assign_branches(combined, set(new["run_id"]), ctx.recipe, config["budgets"])
-    return combined, notes + ctx.catalog.notes + _repetition_warnings(new, ctx.train_data)
+    combined = planning.with_epochs(combined, dataset_samples(ctx.train_data))
+    return combined, notes + ctx.catalog.notes
 
 
 def plan(
@@ -254,25 +257,21 @@ def place_step(
 def plan_step(
     config: dict, wave_path: str | Path, runs_dir: str | Path, out_path: str | Path
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The plan rule: every planned run (the last wave's table), and which budgets stayed unbracketed."""
+    """The plan rule: every planned run (the last wave's table), which of them repeat data (one line for
+    all of them) and which budgets stayed unbracketed."""
     table = planning.read_runs_table(wave_path)
     write_tsv(table, out_path)
-    return table, placement.unbracketed(config["budgets"], table, read_losses(table, runs_dir))
+    return table, (planning.repetition_warning(table)
+                   + placement.unbracketed(config["budgets"], table, read_losses(table, runs_dir)))
 
 
-def _repetition_warnings(table: pd.DataFrame, train_data: Any) -> list[str]:
-    """Warn when a run would see its data more than once (repetition changes the law)."""
-    try:
-        available = len(train_data)
-    except TypeError:  # an IterableDataset: its length is unknown, training counts tokens
-        return []
-    samples = table["steps"] * table["batch_size"]
-    over = table[samples > available]
-    return [
-        f"{r.run_id}: trains on {r.steps * r.batch_size} samples but the dataset has {available}; "
-        f"it will repeat data ({r.steps * r.batch_size / available:.1f} epochs)"
-        for r in over.itertuples()
-    ]
+def training_samples(config: dict, dataset: Any, eval_dataset: Any) -> int | None:
+    """Samples training draws from (:func:`flops_fit.data.dataset_samples`), without reading the data:
+    a map-style dataset without an ``eval_dataset`` loses its held-out tail (``heldout.split_train_eval``)."""
+    samples = dataset_samples(dataset)
+    if samples is None or eval_dataset is not None or isinstance(dataset, DataLoader):
+        return samples
+    return max(samples - config["eval_dataset"]["samples"], 0) or None
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -480,9 +479,10 @@ def recommend_step(
     config: dict, fit_json: str | Path, runs_path: str | Path, out_path: str | Path
 ) -> tuple[pd.DataFrame, list[str]]:
     """The recommend rule: build the configured model and data, recommend, write ``recommendations.tsv``."""
-    model_cls, dataset, _, _ = build_objects(config)
+    model_cls, dataset, eval_dataset, _ = build_objects(config)
     tokens_per_sample = int(planning.read_runs_table(runs_path)["tokens_per_sample"].iloc[0])
-    table, warnings = recommend.recommend_for(read_fit(fit_json), config, model_cls, dataset, tokens_per_sample)
+    table, warnings = recommend.recommend_for(read_fit(fit_json), config, model_cls, dataset, tokens_per_sample,
+                                              training_samples(config, dataset, eval_dataset))
     write_tsv(table, out_path)
     return table, warnings
 
@@ -533,6 +533,7 @@ def verify_plan_step(
             ctx.recipe, ctx.catalog, ctx.tokens_per_sample, ctx.fixed_batch, lr_function(config, ctx, law),
             recommend.read_recommendations(recommendations_tsv), budgets, sizes,
         )
+        table = planning.with_epochs(table, dataset_samples(ctx.train_data))
     write_tsv(table, out_path)
     return table, notes
 

@@ -26,7 +26,7 @@ from flops_fit.model_contract import default_probe_sizes, instantiate
 #: Column order of results/plan/runs.tsv (documented in docs/architecture.md).
 RUN_COLUMNS = [
     "run_id", "budget", "size_param", "size", "params", "params_total", "flops_per_token",
-    "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "lr", "warmup_steps",
+    "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "epochs", "lr", "warmup_steps",
     "planned_flops", "achieved_flops", "seed", "role", "wave", "branch_of", "branch_step",
 ]
 #: a branched run (``sweep.reuse: branches``): the stable run it continues (empty: a standalone run)
@@ -38,8 +38,9 @@ STABLE_KEYS = ("size_param", "size", "params", "flops_per_token", "tokens_per_sa
 #: what a row is for: an IsoFLOP point, an extra seed of one (noise), an lr-calibration run, or the
 #: recommended size or a neighbour of it, trained to check the prediction (flops_fit.verify; never fitted)
 ROLES = ("sweep", "replicate", "calibration", "verify")
-#: bookkeeping columns that say when or why a run was planned, not how it trains
-BOOKKEEPING = ("role", "wave")
+#: bookkeeping columns that say when or why a run was planned, not how it trains; ``epochs`` is
+#: derived from the data's size (:func:`with_epochs`), so tables from before it keep their runs
+BOOKKEEPING = ("role", "wave", "epochs")
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,42 @@ def plan_row(
 
 def as_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def with_epochs(table: pd.DataFrame, samples: int | None) -> pd.DataFrame:
+    """``table`` with its ``epochs`` column: samples each run trains on (steps · batch_size) over the
+    training data's ``samples`` (:func:`flops_fit.data.dataset_samples`); empty when that is unknown."""
+    table = table.copy()
+    table["epochs"] = (table["steps"] * table["batch_size"] / samples).astype(float) if samples else float("nan")
+    return table
+
+
+#: how many repeating runs a repeat-data warning names
+REPEAT_NAMED = 3
+
+
+def repetition_warning(table: pd.DataFrame, what: str = "runs") -> list[str]:
+    """One line for every run of ``table`` that sees its data more than once (``epochs`` > 1), or none.
+
+    Repetition changes the law (a repeated token is worth less than a fresh one), so the line names
+    the worst runs, the most epochs, and the budgets concerned: the largest budgets need more data.
+    """
+    if "epochs" not in table.columns or not len(table):
+        return []
+    epochs = pd.to_numeric(table["epochs"], errors="coerce")
+    over = table[epochs > 1].assign(_epochs=epochs[epochs > 1]).sort_values("_epochs", ascending=False)
+    if not len(over):
+        return []
+    worst = over.iloc[0]
+    samples = round(float(worst["steps"]) * float(worst["batch_size"]) / float(worst["_epochs"]))
+    names = ", ".join(over["run_id"].head(REPEAT_NAMED)) + (", …" if len(over) > REPEAT_NAMED else "")
+    budgets = ", ".join(f"{b:.3g}" for b in sorted(set(over["budget"].astype(float))))
+    return [
+        f"{len(over)} of {len(table)} {what} repeat data: up to {float(worst['_epochs']):.3g} epochs of the "
+        f"{samples:,} training samples ({names}), at C = {budgets}; a repeated sample is worth less than a "
+        "fresh one, so these runs' losses are higher than fresh data would give: the largest budgets "
+        "need more data (or lower budgets)"
+    ]
 
 
 def read_runs_table(path: str | Path) -> pd.DataFrame:

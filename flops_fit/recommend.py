@@ -8,6 +8,7 @@ batch rule, so the recommendation can be trained as planned runs are.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ from flops_fit.recipe import Recipe
 COLUMNS = [
     "C", "size_param", "size", "N", "N_star", "N_star_lo", "N_star_hi", "D_star", "D_star_lo", "D_star_hi",
     "loss", "loss_lo", "loss_hi", "flops_per_token", "D", "tokens_per_param", "batch_size", "steps",
-    "tokens", "extrapolation_factor", "ci_level", "method", "N_star_isoflop", "N_star_parametric", "notes",
+    "tokens", "epochs", "extrapolation_factor", "ci_level", "method", "N_star_isoflop", "N_star_parametric", "notes",
 ]
 #: how a line names the approach that gave N*
 METHOD_TEXT = {"isoflop": "isoFLOP frontier, Approach 2", "parametric": "parametric law, Approach 3"}
@@ -62,12 +63,15 @@ def recommend(
     example_inputs: Any,
     tokens_per_sample: int,
     fixed_batch: int | None = None,
+    train_samples: int | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """One row per target budget of ``fit.predictions``: N*, D*, loss with intervals, and the knob.
 
     ``config`` is the prepared config (model and sweep sections); ``example_inputs`` one sample's
-    inputs (for the ``6N+attention``/``measured`` conventions; may be None under ``6N``). Returns the
-    table (columns :data:`COLUMNS`) and warnings (FLOPs counting fallbacks, far extrapolations).
+    inputs (for the ``6N+attention``/``measured`` conventions; may be None under ``6N``);
+    ``train_samples`` the training data's size in samples (None: unknown, ``epochs`` left empty).
+    Returns the table (columns :data:`COLUMNS`) and warnings (FLOPs counting fallbacks, far
+    extrapolations, one line for the recommendations that would repeat the data).
     """
     model = config["model"]
     recipe = Recipe.from_config(config)
@@ -86,19 +90,39 @@ def recommend(
         fpt = info[size].flops_per_token
         tokens_wanted = p.C / fpt
         batch, steps, _ = recipe.batch_plan(info[size].params, p.C, tokens_wanted, tokens_per_sample, fixed_batch)
+        epochs = batch * steps / train_samples if train_samples else math.nan  # empty: the data's size unknown
+        flags = list(p.flags) + ([repeat_caution(epochs, train_samples)] if epochs > 1 else [])
         rows.append({
             "C": p.C, "size_param": model["size_param"], "size": size, "N": info[size].params,
             "N_star": rec.N, **dict(zip(("N_star_lo", "N_star_hi"), _ci(rec, "N"))),
             "D_star": rec.D, **dict(zip(("D_star_lo", "D_star_hi"), _ci(rec, "D"))),
             "loss": p.loss, **dict(zip(("loss_lo", "loss_hi"), _ci(p, "loss"))),
             "flops_per_token": fpt, "D": tokens_wanted, "tokens_per_param": tokens_wanted / info[size].params,
-            "batch_size": batch, "steps": steps, "tokens": batch * steps * tokens_per_sample,
+            "batch_size": batch, "steps": steps, "tokens": batch * steps * tokens_per_sample, "epochs": epochs,
             "extrapolation_factor": p.extrapolation_factor,
             "ci_level": fit.ci_level,
             "method": rec.method, "N_star_isoflop": p.isoflop_N, "N_star_parametric": p.N,
-            "notes": "; ".join(p.flags),
+            "notes": "; ".join(flags),
         })
-    return pd.DataFrame(rows, columns=COLUMNS), warnings
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table, warnings + repeat_warning(table, train_samples)
+
+
+def repeat_caution(epochs: float, train_samples: int) -> str:
+    """A recommendation's caution when its run would see the data more than once."""
+    return (f"repeats the data: {epochs:.3g} epochs of {train_samples:,} training samples; a repeated sample is "
+            "worth less than a fresh one, so the predicted loss assumes data this run does not have")
+
+
+def repeat_warning(table: pd.DataFrame, train_samples: int | None) -> list[str]:
+    """One line for every recommended run that would repeat the data, or none."""
+    epochs = pd.to_numeric(table["epochs"], errors="coerce") if len(table) else pd.Series(dtype=float)
+    over = table[epochs > 1]
+    if not len(over) or not train_samples:
+        return []
+    budgets = ", ".join(f"{c:.3g} ({e:.3g} epochs)" for c, e in zip(over["C"], epochs[epochs > 1]))
+    return [f"{len(over)} of {len(table)} recommendations repeat the {train_samples:,} training samples: at C = "
+            f"{budgets}; give those budgets more data"]
 
 
 def _num(value: float) -> str:
@@ -114,6 +138,11 @@ def _interval(lo: Any, hi: Any, level: Any) -> str:
     return f"{float(level or 0.95):.0%} CI {_num(lo)}–{_num(hi)}"
 
 
+def _epochs(value: Any) -> str:
+    """``, 309 epochs`` (the data's size known), else nothing."""
+    return "" if value is None or pd.isna(value) else f", {float(value):.3g} epochs of the data"
+
+
 def recommendation_line(row: Mapping[str, Any]) -> str:
     """The sentence a user acts on, e.g. ``for C = 1e+13, use d_model = 384 (N = 2.1e6, ...) ...``:
     which approach gave N*, the other one beside it, and every caution of the fit."""
@@ -127,25 +156,28 @@ def recommendation_line(row: Mapping[str, Any]) -> str:
         f"for C = {row['C']:.3g}, use {row['size_param']} = {row['size']} (N = {_num(row['N'])}; predicted "
         f"N* = {_num(row['N_star'])} from the {METHOD_TEXT[method]}, "
         f"{_interval(row['N_star_lo'], row['N_star_hi'], level)}{other}), "
-        f"train on {_num(row['D'])} tokens (≈ {int(row['steps'])} steps of batch {int(row['batch_size'])}); "
+        f"train on {_num(row['D'])} tokens (≈ {int(row['steps'])} steps of batch {int(row['batch_size'])}"
+        f"{_epochs(row.get('epochs'))}); "
         f"predicted loss {_num(row['loss'])} (Approach 3, {_interval(row['loss_lo'], row['loss_hi'], level)})"
         f"{notes}"
     )
 
 
 def recommend_for(
-    fit: ScalingFit, config: dict, model_cls: type, dataset: Any, tokens_per_sample: int
+    fit: ScalingFit, config: dict, model_cls: type, dataset: Any, tokens_per_sample: int,
+    train_samples: int | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """:func:`recommend` given the training data, from which the plan took its shapes and batch.
 
     A user DataLoader fixes the batch size (as in the plan); one sample's inputs are needed only to
-    count FLOPs under the ``6N+attention`` and ``measured`` conventions.
+    count FLOPs under the ``6N+attention`` and ``measured`` conventions. ``train_samples``: the
+    samples training draws from (``pipeline.training_samples``), for each recommendation's epochs.
     """
     example_inputs = None
     if Recipe.from_config(config).flops_per_token != "6N":
         example_inputs = heldout.first_sample(dataset, BatchFormat.from_config(config))[0]
     fixed_batch = dataset.batch_size if isinstance(dataset, DataLoader) else None
-    return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch)
+    return recommend(fit, config, model_cls, example_inputs, tokens_per_sample, fixed_batch, train_samples)
 
 
 def read_recommendations(path: str | Path) -> pd.DataFrame:

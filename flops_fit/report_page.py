@@ -18,10 +18,11 @@ from flops_fit.fitting.records import ScalingFit
 from flops_fit.fitting.summary import (SUMMARY_COLUMNS, backtest_line, fold_rows, prefixed, summary_rows,
                                       uncertainty_line)
 from flops_fit.paths import run_file
+from flops_fit.planning import repetition_warning
 from flops_fit.recommend import lines, no_recommendation
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
-RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "lr",
+RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "epochs", "lr",
                "branch_of", "branch_step", "status", "eval_loss", "wall_time_s", "reason"]
 
 STYLE = """
@@ -67,7 +68,7 @@ def retried_runs(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
 
 #: the recommendation columns shown on the page (the TSV has them all)
 DECISION_COLUMNS = ["C", "size_param", "size", "N", "method", "N_star", "N_star_lo", "N_star_hi", "N_star_isoflop",
-                    "N_star_parametric", "D", "batch_size", "steps", "loss", "loss_lo", "loss_hi"]
+                    "N_star_parametric", "D", "batch_size", "steps", "epochs", "loss", "loss_lo", "loss_hi"]
 
 
 def _cell(value: object) -> str:
@@ -128,7 +129,7 @@ def summary_page(
     summary = pd.DataFrame([r for r in summary_rows(fit) if r[0] != "warning"], columns=list(SUMMARY_COLUMNS))
     decisions = (lines(recommendations) or no_recommendation(fit)
                  or ["no target_budgets configured: add some to get a recommendation"])
-    all_warnings = list(fit.warnings)
+    all_warnings = repetition_warning(outcomes) + list(fit.warnings)  # the runs that repeat data: one line
     level, resamples = fit.bootstrap.ci_level, fit.bootstrap.resamples
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flops-fit summary</title><style>{STYLE}</style></head>
