@@ -233,7 +233,9 @@ def find_optimal(
             # 1. the lr calibration at the smallest budget (the same steps as the workflow's rules)
             warnings += _logged(notes)
             write_tsv(calibration, out.calibration_plan)
-            law = pipeline.calibrate(config, calibration, train(calibration))
+            losses = train(calibration)
+            law = pipeline.calibrate(config, calibration, losses,
+                                     pipeline.no_learning_runs(config, calibration, out.runs_dir))
             warnings += _logged(law.get("warnings", []))
             write_json(law, out.calibration_law)
             # 2. the budgets in waves, each placed from the finished runs before it

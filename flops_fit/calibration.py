@@ -9,6 +9,9 @@ through its lowest loss and the two neighbours; ``ln lr* = ln c + x ln N`` is fi
 three, with x clipped to ``exponent_range``. Every sweep run then uses lr*(N).
 
 The calibration runs are ordinary planned runs (resumable, never retrained), kept out of the fit.
+A run that did not learn (:mod:`flops_fit.learning`: its loss stayed within 2 % of its initial loss)
+counts as failed, like a diverged one: a size whose every lr is flat gets no best lr (flat losses would
+hand out a minimum chosen by noise), and a calibration in which no run learned is an error saying so.
 """
 
 from __future__ import annotations
@@ -75,13 +78,46 @@ def best_lr(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, bool]:
     return float(math.exp(np.clip(vertex, xs[0], xs[-1]))), False
 
 
-def fit_lr_law(table: pd.DataFrame, losses: dict[str, float], exponent_range: tuple[float, float]) -> dict:
-    """lr*(N) = coefficient · N^exponent from the calibration runs; JSON-ready, with warnings."""
+def _flat_cause(lrs: np.ndarray, flat: np.ndarray, learned: np.ndarray) -> str:
+    """The likely cause of one size's flat runs, read from where they lie on its lr grid."""
+    flat_lrs = ", ".join(f"{lr:.3g}" for lr in np.sort(lrs[flat]))
+    if not learned.any():
+        return (f"no lr of the grid ({flat_lrs}) learned: the model is likely too small for the task, or every "
+                "lr tried is too high or too low; try a larger size, or shift sweep.lr / widen "
+                "sweep.lr_calibration.factors")
+    if lrs[flat].min() > lrs[learned].max():
+        return f"lr {flat_lrs} too high (the smaller lrs learned)"
+    if lrs[flat].max() < lrs[learned].min():
+        return f"lr {flat_lrs} too low for its steps (the larger lrs learned)"
+    return f"lr {flat_lrs} did not learn while others did"
+
+
+def fit_lr_law(table: pd.DataFrame, losses: dict[str, float], exponent_range: tuple[float, float],
+               flat: dict[str, str] | None = None) -> dict:
+    """lr*(N) = coefficient · N^exponent from the calibration runs; JSON-ready, with warnings.
+
+    ``flat``: run id → why it did not learn (:func:`flops_fit.learning.flat_runs`); those runs count as
+    failed (their loss is not compared), and each size with any is named in a warning with the cause.
+    """
+    flat = flat or {}
     per_size, warnings = [], []
     for size, rows in table.groupby("size", sort=False):
         lrs = rows["lr"].to_numpy(float)
         values = np.array([losses.get(r, math.nan) for r in rows["run_id"]], float)
         params = int(rows["params"].iloc[0])
+        is_flat = np.array([str(r) in flat for r in rows["run_id"]], bool)
+        measured = values.copy()
+        if is_flat.any():
+            learned = ~is_flat & np.isfinite(values)
+            names = ", ".join(str(r) for r in rows["run_id"][is_flat])
+            left_out = "; size left out (no best lr)" if not learned.any() else "; left out of its best lr"
+            warnings.append(
+                f"lr calibration at {rows['size_param'].iloc[0]}={as_size(size)} (N={params:.3g}): {names} did not "
+                f"learn ({flat[str(rows['run_id'][is_flat].iloc[0])]}): {_flat_cause(lrs, is_flat, learned)}{left_out}"
+            )
+            if not learned.any():
+                continue
+            values = np.where(is_flat, math.nan, values)
         try:
             lr, at_edge = best_lr(lrs, values)
         except ValueError as exc:
@@ -96,9 +132,17 @@ def fit_lr_law(table: pd.DataFrame, losses: dict[str, float], exponent_range: tu
             )
         per_size.append({
             "size": as_size(size), "params": params, "best_lr": lr, "at_edge": at_edge,
-            "lrs": lrs.tolist(), "losses": [v if math.isfinite(v) else None for v in values],
+            "lrs": lrs.tolist(), "losses": [v if math.isfinite(v) else None for v in measured],
+            "no_learning": [str(r) for r in rows["run_id"][is_flat]],
         })
     if not per_size:
+        if flat and all(str(r) in flat or not math.isfinite(losses.get(r, math.nan)) for r in table["run_id"]):
+            raise ValueError(
+                "lr calibration: no calibration run learned (every loss stayed at its initial value or diverged): "
+                + "; ".join(w for w in warnings if "did not learn" in w)
+                + ". The models are likely too small for the task or every lr tried is off: try larger sizes, "
+                "or shift sweep.lr and widen sweep.lr_calibration.factors"
+            )
         raise ValueError("lr calibration: no size gave a finite loss at any lr; lower sweep.lr")
     lnN = np.log([p["params"] for p in per_size])
     lnlr = np.log([p["best_lr"] for p in per_size])

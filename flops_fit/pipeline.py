@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, cost, heldout, placement, planning, recommend, smoke, verify
+from flops_fit import calibration, cost, heldout, learning, placement, planning, recommend, smoke, verify
 from flops_fit.data import dataset_samples
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
@@ -129,11 +129,23 @@ def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list
     return table, notes + more + planning.repetition_warning(table, "lr-calibration runs")
 
 
-def calibrate(config: dict, table: pd.DataFrame, losses: dict[str, float]) -> dict:
-    """lr*(N) fitted from the calibration runs (``{"enabled": False}`` when calibration is off)."""
+def chance_loss(config: dict) -> float | None:
+    """``fit.chance_loss``: the loss of a model that learned nothing (ln K for K balanced classes), or None."""
+    value = (config.get("fit") or {}).get("chance_loss")
+    return None if value is None else float(value)
+
+
+def no_learning_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> dict[str, str]:
+    """run id → why it did not learn, for the finished runs of ``table`` whose loss stayed flat (flops_fit.learning)."""
+    return learning.flat_runs(table["run_id"] if len(table) else [], runs_dir, chance_loss(config))
+
+
+def calibrate(config: dict, table: pd.DataFrame, losses: dict[str, float], flat: dict[str, str] | None = None) -> dict:
+    """lr*(N) fitted from the calibration runs (``{"enabled": False}`` when calibration is off); the runs
+    of ``flat`` (:func:`no_learning_runs`) did not learn and count as failed."""
     if not len(table):
         return {"enabled": False}
-    law = calibration.fit_lr_law(table, losses, Recipe.from_config(config).lr_calibration.exponent_range)
+    law = calibration.fit_lr_law(table, losses, Recipe.from_config(config).lr_calibration.exponent_range, flat)
     return {"enabled": True, **law}
 
 
@@ -235,7 +247,7 @@ def cost_estimate(
 def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, out_path: str | Path) -> dict:
     """The calibrate rule: lr*(N) from the finished calibration runs, to ``lr_calibration.json``."""
     table = planning.read_runs_table(table_path)
-    law = calibrate(config, table, read_losses(table, runs_dir))
+    law = calibrate(config, table, read_losses(table, runs_dir), no_learning_runs(config, table, runs_dir))
     write_json(law, out_path)
     return law
 
@@ -390,15 +402,24 @@ def stable_step(
 
 
 # ---------------------------------------------------------------------------------------------- fit
-def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The fit's input: one row per finished run (N, D, loss, C, budget); diverged runs and runs whose
-    loss reached 0 (the fitter needs a positive loss) are left out with a warning."""
-    rows, warnings = [], []
+def collect_results(
+    table: pd.DataFrame, runs_dir: str | Path, chance: float | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The fit's input: one row per finished run (N, D, loss, C, budget); diverged runs, runs whose
+    loss reached 0 (the fitter needs a positive loss) and runs that did not learn (their loss stayed
+    within 2 % of its initial value or of ``chance``: :mod:`flops_fit.learning`) are left out with a
+    warning; a run that did not learn is named with its likely cause."""
+    rows, warnings, flat = [], [], {}
     if "role" in table.columns:  # replicates and calibration runs never enter the fit
         table = table[table["role"] == "sweep"]
+    learned: list = []  # (size, params) of the runs that learned, for the causes of the flat ones
     for run in table.itertuples():
         metrics = json.loads(run_file(runs_dir, run.run_id).read_text())
         loss = metrics.get("eval_loss")
+        reason = learning.no_learning(metrics, run_file(runs_dir, run.run_id).parent, chance)
+        if reason:
+            flat[run.run_id] = (run, reason)
+            continue
         if metrics.get("status") != "ok" or loss is None or not math.isfinite(loss):
             warnings.append(
                 f"{run.run_id} excluded from the fit: status {metrics.get('status')!r}"
@@ -411,11 +432,32 @@ def collect_results(table: pd.DataFrame, runs_dir: str | Path) -> tuple[pd.DataF
                 "this size and budget and the loss cannot fall further; make the task harder or lower the budgets"
             )
             continue
+        learned.append(run.params)
         rows.append({
             "run_id": run.run_id, "budget": run.budget, "size": run.size, "N": run.params,
             "D": metrics["tokens"], "C": metrics["flops"], "loss": loss,
         })
+    for run_id, (run, reason) in flat.items():
+        warnings.append(f"{run_id} excluded from the fit: status 'no_learning': {reason}; "
+                        f"{_flat_cause(run, flat.values(), learned)}")
     return pd.DataFrame(rows), warnings
+
+
+def _flat_cause(run: Any, flat: Any, learned: list) -> str:
+    """The likely cause of a sweep run that did not learn, from which sizes learned and which did not."""
+    size = f"{run.size_param}={run.size}" if hasattr(run, "size_param") else f"size {run.size}"
+    same_size_flat = sum(1 for other, _ in flat if other.size == run.size)
+    if learned and max(learned) > run.params >= 0 and all(p > run.params for p in learned):
+        return (f"likely too small a model: {size} (N={run.params:.3g}) learned at no budget ({same_size_flat} flat "
+                "run(s)) while every larger size did; drop it from model.sizes or widen the model")
+    if learned and all(p < run.params for p in learned):
+        return (f"likely its lr ({run.lr:.3g}) is too high for {size} (N={run.params:.3g}): the smaller sizes learned; "
+                "lower sweep.lr or its exponent (or calibrate: sweep.lr_calibration)")
+    if not learned:
+        return ("no sweep run learned: the lr (sweep.lr) is likely far too high or too low for these models, or "
+                "they are too small for the task; check the loss and data, and calibrate the lr")
+    return (f"likely too small a model or an lr ({run.lr:.3g}) too high or too low for {size} at this budget "
+            "(runs of nearby sizes learned)")
 
 
 #: what the workflow's N counts (docs/architecture.md), for the figure labels
@@ -445,7 +487,7 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[S
     ``fit.loss_floor`` is resolved here again (the validate rule checked it): the fit rule reads the
     config, not the validated summary, and resolving a reference costs a fraction of a second.
     """
-    results, warnings = collect_results(table, runs_dir)
+    results, warnings = collect_results(table, runs_dir, chance_loss(config))
     fit = config["fit"]
     result = fit_table(
         results, budgets=config["budgets"], target_budgets=config["target_budgets"],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flops_fit import learning
 from flops_fit.fitting.records import ScalingFit
 from flops_fit.fitting.summary import (SUMMARY_COLUMNS, backtest_line, fold_rows, prefixed, summary_rows,
                                       uncertainty_line)
@@ -42,6 +43,9 @@ def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
     for run_id in runs["run_id"]:
         path = run_file(runs_dir, run_id)
         metrics = json.loads(path.read_text()) if path.exists() else {"status": "missing"}
+        flat = learning.no_learning(metrics, path.parent)  # finished, but its loss never left its initial value
+        if flat:
+            metrics = {**metrics, "status": "no_learning", "reason": flat}
         outcomes.append({key: metrics.get(key) for key in ("status", "eval_loss", "wall_time_s", "reason")})
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(outcomes)], axis=1)
 

@@ -196,6 +196,7 @@ class _Trainer:
         self.curve: list[CurveRow] = []
         self.pending: list[CurveRow] = []  # rows whose train loss is still on the device
         self.reason: str | None = None  #: why the attempt diverged, once it has
+        self.initial_eval_loss: float | None = None  #: held-out loss at initialization (flops_fit.learning)
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def state_dict(self, position: int, wall: float, attempts: list[dict]) -> dict[str, Any]:
@@ -212,6 +213,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "monitor": self.monitor.state_dict(),
             "curve": [list(astuple(r)) for r in self.curve],
+            "initial_eval_loss": self.initial_eval_loss,
             "timers": {**self.timers, "wall": self.timers["wall"] + wall},
             "rng": rng_state(),
         }
@@ -222,6 +224,7 @@ class _Trainer:
         self.monitor.load_state_dict(state["monitor"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.curve = [CurveRow(*row) for row in state["curve"]]
+        self.initial_eval_loss = state.get("initial_eval_loss")  # absent from older checkpoints
         self.timers.update(state["timers"])
 
     # -- steps ----------------------------------------------------------------------------------------
@@ -418,6 +421,7 @@ def run_training(
         "status": status,
         "reason": trainer.reason,
         "eval_loss": eval_loss,
+        "initial_eval_loss": trainer.initial_eval_loss,
         "final_train_loss": trainer.final_train_loss(),
         "tokens": trainer.tokens,
         "steps": trainer.step,
@@ -620,6 +624,10 @@ def _train(
     eval_loss: float | None = None
     first_step_compiles = bool(settings["compile"])
     start_step, train_before = trainer.step, trainer.timers["train"]
+    if trainer.step == 0 and trainer.initial_eval_loss is None:  # once, before the first step (not on a resume)
+        clock.lap("train")
+        trainer.initial_eval_loss = evaluate(trainer.net.model, eval_data, trainer.loss_fn, setup, ranks)
+        clock.lap("eval")
     last_log = last_ckpt = time.monotonic()
 
     def checkpoint() -> None:
