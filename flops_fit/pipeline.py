@@ -108,14 +108,47 @@ def first_window(config: dict, ctx: PlanContext) -> tuple[list, list[str]]:
     return placer.window(budget, ctx.recipe.expected_optimal_params(budget))
 
 
+def loader_batch_notes(config: dict, ctx: PlanContext) -> list[str]:
+    """One warning when a user DataLoader's batch replaces the batch the plan would have chosen.
+
+    A DataLoader is passed through untouched, so every run is planned with the loader's own samples
+    per step (steps = tokens / (loader batch x tokens_per_sample)), which is what training then draws.
+    The warning names both batches, since a small loader batch multiplies the steps (and the noise of
+    every step) without the user having asked for it. Empty when they agree or there is no loader."""
+    if ctx.fixed_batch is None:
+        return []
+    window, _ = first_window(config, ctx)
+    budget = min(float(b) for b in config["budgets"])
+    planned = set()
+    for size in window:
+        info = ctx.catalog.info(size)
+        tokens = budget / info.flops_per_token
+        planned.add(ctx.recipe.batch_plan(info.params, budget, tokens, ctx.tokens_per_sample)[0])
+    if planned == {ctx.fixed_batch}:
+        return []
+    rule = ("sweep.batch_size" if ctx.recipe.batch_size else "sweep.steps" if ctx.recipe.steps
+            else "the batch law (sweep.batch)")
+    plan_batch = (f"{min(planned)}" if len(planned) == 1 else f"{min(planned)}-{max(planned)}")
+    return [
+        f"dataset: the DataLoader's batch_size={ctx.fixed_batch} replaces the plan's batch of {plan_batch} "
+        f"samples per step ({rule}, at the smallest budget {budget:.3g}); every run is planned with "
+        f"{ctx.fixed_batch} samples per step (steps = tokens / ({ctx.fixed_batch} x {ctx.tokens_per_sample} "
+        "tokens)), as training will draw them. Pass the Dataset itself (not a DataLoader) to let the plan "
+        "choose the batch, or give the DataLoader the batch you want"
+    ]
+
+
 def smoke_check(config: dict, ctx: PlanContext, loss_fn: Any) -> list[str]:
-    """One forward, loss and backward of the smallest first-window model (:mod:`flops_fit.smoke`), before
-    any training job: a model, data and loss that do not fit together stop the plan, not every job."""
+    """The plan's first checks, run once per sweep before any training job: a DataLoader whose batch
+    differs from the plan's (:func:`loader_batch_notes`), then one forward, loss and backward of the
+    smallest first-window model (:mod:`flops_fit.smoke`): a model, data and loss that do not fit
+    together stop the plan, not every job."""
+    notes = loader_batch_notes(config, ctx)
     window, _ = first_window(config, ctx)
     smallest = min(window, key=lambda size: ctx.catalog.info(size).params)
     model = config["model"]
-    return smoke.smoke_test(ctx.catalog.model_cls, model["size_param"], smallest, model.get("kwargs") or {},
-                            ctx.example, loss_fn)
+    return notes + smoke.smoke_test(ctx.catalog.model_cls, model["size_param"], smallest,
+                                    model.get("kwargs") or {}, ctx.example, loss_fn)
 
 
 def calibration_plan(config: dict, ctx: PlanContext) -> tuple[pd.DataFrame, list[str]]:
