@@ -1,7 +1,7 @@
 """Stop a run whose loss has diverged, so that it is excluded from the fit instead of silently fitted.
 
-Rule: a non-finite train loss (NaN/inf) stops the run at once. After warmup, a **smoothed** train
-loss above ``spike_factor × (its lowest value so far)`` for ``patience_steps`` consecutive steps
+Rule: a non-finite train loss (NaN/inf) stops the run at once. After warmup, a train loss above
+``spike_factor ×`` the lowest **smoothed** train loss so far for ``patience_steps`` consecutive steps
 stops it too. The spike rule needs a positive loss scale, so it is skipped while the lowest smoothed
 loss is ≤ 0 (losses that can be negative).
 
