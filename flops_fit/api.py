@@ -34,6 +34,7 @@ from flops_fit.paths import RUN_PLAN, Results
 from flops_fit.progress import SweepProgress, sweep_progress, visible_info
 from flops_fit.recommend import lines as recommendation_lines
 from flops_fit.recommend import no_recommendation, recommend_for
+from flops_fit.validation import validate_config
 
 log = logging.getLogger("flops_fit")
 
@@ -201,13 +202,14 @@ def find_optimal(
                    **({} if verify_sizes is None else {"sizes": verify_sizes})},
     })
     out = Results(Path(output_dir))
-    # the validate rule's step on the objects themselves: validated.json, and a bad fit.loss_floor
-    # reference fails now, not after the sweep has trained
-    pipeline.validate_step(config, out.validated, objects={"model": model_cls, "dataset": dataset,
-                                                           "eval_dataset": eval_dataset, "loss": loss_fn})
+    # the validate rule's checks on the objects themselves (a bad fit.loss_floor reference fails now,
+    # not after the sweep has trained) and the smoke test, before anything is written
+    summary = validate_config(config, objects={"model": model_cls, "dataset": dataset,
+                                               "eval_dataset": eval_dataset, "loss": loss_fn})
     objects = (model_cls, dataset, eval_dataset, loss_fn)
     ctx = pipeline.plan_context(config, model_cls, dataset, eval_dataset)
     warnings: list[str] = _logged(pipeline.smoke_check(config, ctx, loss_fn))  # before any training
+    pipeline.write_validated(config, summary, out.validated)
     torch_threads = torch.get_num_threads()  # runs set training.threads; given back at the end
     with visible_info(log) if progress else nullcontext():  # progress=False: logging as configured
         calibration, notes = pipeline.calibration_plan(config, ctx)

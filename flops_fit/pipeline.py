@@ -42,11 +42,15 @@ def validate_step(config: dict, out_path: str | Path, objects: dict[str, Any] | 
     config's references.
     """
     summary = validate_config(config, objects=objects)
-    # a config file's values are JSON already; find_optimal's model_kwargs may hold any object (a dtype):
-    # recorded by its repr, as the run's identity never reads them back from here
-    record = json.loads(json.dumps({"config": config, "summary": summary}, default=repr))
-    write_json(record, out_path)
+    write_validated(config, summary, out_path)
     return summary
+
+
+def write_validated(config: dict, summary: dict, out_path: str | Path) -> None:
+    """``validated.json``: the resolved config and the checks' summary. A config file's values are JSON
+    already; find_optimal's model_kwargs may hold any object (a dtype): recorded by its repr, as the
+    run's identity never reads them back from here."""
+    write_json(json.loads(json.dumps({"config": config, "summary": summary}, default=repr)), out_path)
 
 
 def read_validated(path: str | Path) -> dict:

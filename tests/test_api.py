@@ -178,7 +178,9 @@ def test_progress_counts_every_run_with_an_eta(swept):
     assert [line.split()[1] for line in runs] == [f"{i}/8" for i in range(1, 9)]
     assert all("eval loss" in line for line in runs)
     assert all(", ETA " in line for line in runs[:-1]) and ", ETA " not in runs[-1]
-    assert lines[-1].startswith("8/8 runs done: 8 trained in ")
+    done = [i for i, line in enumerate(lines) if "runs done" in line]
+    assert len(done) == 1 and lines[done[0]].startswith("8/8 runs done: 8 trained in ")
+    assert done[0] > max(i for i, line in enumerate(lines) if line.startswith("run "))
 
 
 SCRIPT = textwrap.dedent("""
