@@ -12,6 +12,7 @@ optima scatter about the power law (:class:`Scatter`); the draws carry that scat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,21 +168,25 @@ def _entries(lnN, L, C, N, D, group, degree, noise_sd) -> list[tuple[np.ndarray,
     return out
 
 
-def rolling_errors(C: np.ndarray, lnN: np.ndarray, sig: np.ndarray, ok: np.ndarray) -> list[tuple[int, float, float]]:
-    """(budget index k, predicted − observed ln N*_k, distance ln C_k − ln C_largest_fitted) for every
-    interior budget with at least 2 interior budgets below it: the rolling-origin backtest of the
-    power law, each budget predicted from the budgets below only."""
+def rolling_origins(C: np.ndarray, ok: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(budget index k, mask of the interior budgets below it) for every interior budget with at least
+    2 interior budgets below it, in ascending C: the folds of the rolling-origin backtest."""
     order = np.argsort(C)
-    out = []
     for pos, k in enumerate(order):
         below = np.zeros(C.size, bool)
         below[order[:pos]] = True
         below &= ok
-        if not ok[k] or below.sum() < 2:
-            continue
+        if ok[k] and below.sum() >= 2:
+            yield int(k), below
+
+
+def rolling_errors(C: np.ndarray, lnN: np.ndarray, sig: np.ndarray, ok: np.ndarray) -> list[tuple[int, float, float]]:
+    """(budget index k, predicted − observed ln N*_k, distance ln C_k − ln C_largest_fitted) for every
+    fold of :func:`rolling_origins`: the power law, each budget predicted from the budgets below only."""
+    out = []
+    for k, below in rolling_origins(C, ok):
         a, lnk = isoflop.power_law(np.log(C), lnN[None], sig, below[None])
-        out.append((int(k), float(lnk[0] + a[0] * np.log(C[k]) - lnN[k]),
-                    float(np.log(C[k]) - np.log(C[below].max()))))
+        out.append((k, float(lnk[0] + a[0] * np.log(C[k]) - lnN[k]), float(np.log(C[k]) - np.log(C[below].max()))))
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import parametric
-from .approach2 import Profiles, Scatter
+from .approach2 import Profiles, Scatter, rolling_origins
 from .bootstrap import resample_weights
 from .intervals import LawError, combine, interval
 from .table import MIN_POINTS
@@ -73,16 +73,10 @@ def run(df: pd.DataFrame, prof: Profiles | None, huber_delta: float, rng: np.ran
     if prof is None or prof.C.size < 3:
         n = 0 if prof is None else prof.C.size
         return _impossible(f"{n} isoFLOP budget(s): a backtest needs 3 (2 to fit, 1 to predict)"), *empty
-    order = np.argsort(prof.C)
     folds: list[dict] = []
     obs_n: dict[str, list] = {"e": [], "v": [], "d": []}
     obs_l: dict[str, list] = {"e": [], "v": [], "d": []}
-    for pos, k in enumerate(order):
-        below = np.zeros(prof.C.size, bool)
-        below[order[:pos]] = True
-        below &= prof.ok
-        if not prof.ok[k] or below.sum() < 2:
-            continue
+    for k, below in rolling_origins(prof.C, prof.ok):
         lnC_k = prof.lnC[k]
         distance = float(lnC_k - prof.lnC[below].max())
         a, lnk = prof.law(below)
@@ -121,7 +115,7 @@ def run(df: pd.DataFrame, prof: Profiles | None, huber_delta: float, rng: np.ran
         folds.append(fold)
     laws = (LawError.measure("lnN", obs_n["e"], obs_n["v"], obs_n["d"]),
             LawError.measure("lnL", obs_l["e"], obs_l["v"], obs_l["d"]))
-    held = int(order[-1])
+    held = int(np.argmax(prof.C))
     if not folds or folds[-1]["C"] != prof.C[held]:
         reason = (f"the held-out budget C={prof.C[held]:.3g} has no interior optimum "
                   f"({prof.reasons[held]})" if not prof.ok[held] else

@@ -158,7 +158,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         "degenerate_fraction": iso["degenerate_fraction"]},
         "frontier": _frontier(point.theta, theta_b, k, c_grid),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
-                      "scheme": "Approach 2: each profile redrawn from its fitted curve and residual noise "
+                      "scheme": "Approach 2: each profile redrawn from its fitted curve and the run noise "
                                 "(parametric bootstrap; no budget is dropped); Approach 3: runs resampled "
                                 "with replacement within their isoFLOP budget group"},
         "warnings": warnings,
