@@ -80,7 +80,8 @@ half the learning rate, to 100B tokens), commit 5f420478f6057b0cbb4d13405fb10ca6
 The source holds each run's validation loss every 477 steps (2.0e9 tokens); the runs are not on
 isoFLOP budgets, so the CSV reads each run's curve at C = 1e18 * 2^k: D = C/(6N), loss linearly
 interpolated in ln(tokens) between the two neighbouring logged points (2e9 tokens apart), only where
-D lies inside the logged range (no extrapolation). C = budget = 6ND exactly. The loader keeps a
+D lies inside the logged range (no extrapolation); ``bench/derive_gemstones.py`` writes it from a
+``fetch`` of that repository. A data folder without it runs the other sweeps. C = budget = 6ND exactly. The loader keeps a
 budget only when at least ``GEMSTONES_MIN_RUNS`` = 10 runs reach it, a rule on N and the token
 ranges alone (no loss is looked at): ``gemstones`` keeps 2e18 ... 5.12e20 (9 budgets), dropping
 1e18 (3 runs), 1.02e21 (9), 2.05e21 (6), 4.1e21 (1); ``gemstones_lr_half`` keeps 2e18 ... 2.56e20 (8),
@@ -310,8 +311,16 @@ LOADERS: tuple[Callable[..., Sweep], ...] = (
 )
 
 
-def load_all(data: Path, keep_outliers: bool = False) -> list[Sweep]:
-    return [load(data, keep_outliers=keep_outliers) for load in LOADERS]
+def load_all(data: Path, keep_outliers: bool = False) -> tuple[list[Sweep], list[str]]:
+    """Every sweep whose source file is in ``data``, and the names of the absent files (a copy of the
+    public data folder may lack some, e.g. the derived Gemstones table: ``bench/derive_gemstones.py``)."""
+    sweeps, absent = [], []
+    for load in LOADERS:
+        try:
+            sweeps.append(load(data, keep_outliers=keep_outliers))
+        except FileNotFoundError as err:
+            absent.append(Path(err.filename).name)
+    return sweeps, sorted(set(absent))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -468,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     degree: int | str = args.degree if args.degree == "auto" else int(args.degree)
     t0 = time.perf_counter()
-    sweeps = [sw for sw in load_all(data, args.keep_outliers) if args.only is None or args.only in sw.name]
+    sweeps, absent = load_all(data, args.keep_outliers)
+    for name in absent:
+        print(f"{name}: absent from {data}, its sweeps left out")
+    sweeps = [sw for sw in sweeps if args.only is None or args.only in sw.name]
     few = [sw for sw in sweeps if sw.df["budget"].nunique() < MIN_BUDGETS]
     for sw in few:
         print(f"{sw.name}: {sw.df['budget'].nunique()} budgets (< {MIN_BUDGETS}), left out")

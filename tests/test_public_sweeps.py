@@ -11,6 +11,7 @@ import math
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fitting_support import DATA, data_file
@@ -42,7 +43,9 @@ def bench():
 def sweeps(bench):
     for name in (bench.OA_EXTRACT, bench.OA_TRANSFORM, bench.PORIAN):
         data_file(name)
-    return bench.load_all(DATA)
+    sweeps, absent = bench.load_all(DATA)
+    assert not {bench.OA_EXTRACT, bench.OA_TRANSFORM, bench.PORIAN} & set(absent)
+    return sweeps
 
 
 def test_loaders_give_isoflop_sweeps(sweeps):
@@ -79,3 +82,25 @@ def test_one_sweep_end_to_end(bench, sweeps):
     assert bench.row(sweep.name, r).startswith("marin_dclm")
     r2 = bench.evaluate(sweep.df, hold=2, bootstrap=0)
     assert r2["extrapolation"] > r["extrapolation"] and r2["N_note"] == "no interval" and not r2["N_inside"]
+
+
+def test_a_data_folder_without_a_source_file_loads_the_rest_and_names_it(bench, tmp_path):
+    sweeps, absent = bench.load_all(tmp_path)
+    assert sweeps == []
+    assert {bench.PORIAN, bench.GEMSTONES} <= set(absent)
+    assert {bench.OA_EXTRACT, bench.OA_TRANSFORM} & set(absent)
+
+
+def test_gemstones_curves_are_read_at_budgets_inside_their_logged_tokens_only():
+    spec = importlib.util.spec_from_file_location("derive_gemstones", ROOT / "bench" / "derive_gemstones.py")
+    derive = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(derive)
+    N = 1e8
+    tokens = np.array([2e9, 4e9, 6e9])
+    log = {"run_name": "r", "params_active_precise": N, "tokens": tokens, "final_loss": [4.0, 3.5, 3.2]}
+    points = derive.isoflop_points(pd.DataFrame(log), "c")
+    D = points["D"].to_numpy()
+    assert ((D >= tokens[0]) & (D <= tokens[-1])).all() and len(points) >= 1
+    np.testing.assert_allclose(points["C"], 6 * N * D)
+    expected = np.interp(np.log(D), np.log(tokens), [4.0, 3.5, 3.2])
+    np.testing.assert_allclose(points["loss"], expected)
