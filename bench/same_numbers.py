@@ -43,7 +43,7 @@ def main() -> None:
 
     table, waves = planning.as_table([]), 0
     while old.wave(waves).exists():
-        table, _ = pipeline.place_wave(config, ctx, law, table, pipeline.read_losses(table, old.runs_dir), waves)
+        table, _, _ = pipeline.place_wave(config, ctx, law, table, pipeline.read_losses(table, old.runs_dir), waves)
         same_table(table, old.wave(waves))
         waves += 1
 

@@ -242,21 +242,28 @@ def find_optimal(
             write_json(law, out.calibration_law)
             # 2. the budgets in waves, each placed from the finished runs before it
             table = planning.as_table([])
-            for wave in range(placement.wave_count(ctx.recipe, len(config["budgets"]))):
+            waves = []
+            for wave in range(placement.MAX_WAVES):
                 losses = pipeline.read_losses(table, out.runs_dir)
-                table, notes = pipeline.place_wave(config, ctx, law, table, losses, wave)
+                table, notes, decision = pipeline.place_wave(config, ctx, law, table, losses, wave, out.runs_dir)
                 write_tsv(table, out.wave(wave))
+                waves.append(pipeline.wave_design(table, wave, decision))
+                write_json(waves[-1], out.wave_design(wave))
+                if decision is not None:
+                    log.info("wave %d: %s", wave, decision.message)
                 new = table[table["wave"] == wave]
                 if wave and not len(new):
                     break  # a wave is a function of the finished runs: nothing new now, nothing new later
                 warnings += _logged(notes)
                 train(new, table)
+            write_json(pipeline.design_record(config, waves), out.design)
         finally:  # also when a run fails: the bar's line ends before the traceback
             tracker.close()
             torch.set_num_threads(torch_threads)
     write_tsv(table, out.runs_table)
     warnings += _logged(planning.repetition_warning(table))  # one line for the whole sweep
-    warnings += _logged(placement.unbracketed(config["budgets"], table, pipeline.read_losses(table, out.runs_dir)))
+    warnings += _logged(placement.unbracketed(pipeline.sweep_budgets(config, table), table,
+                                              pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot
     result, fitted = pipeline.fit_runs(config, table, out.runs_dir)
     write_tsv(fitted, out.fitted_runs)

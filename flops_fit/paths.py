@@ -15,7 +15,9 @@ plan/lr_calibration.json   calibrate                           place, verify_pla
 plan/cost_estimate.json    calibration_plan, find_optimal      people (the sweep's planned FLOPs,
                            (before any run trains)             measured FLOPs/s, expected wall time)
 plan/waves/{wave}.tsv      place (cumulative table per wave)   the next place, train, plan
+plan/waves/{wave}.design.json place (FLOPs, decision)         plan
 plan/runs.tsv              plan (the last wave's table)        fit, recommend, plot, summarize
+plan/design.json           plan (the waves' records)           summarize, find_optimal
 runs/{id}/metrics.json     train                               place, calibrate, fit, summarize
 runs/{id}/curve.tsv        train                               plot (loss curves)
 runs/{id}/plan.json        find_optimal (the run's identity)   find_optimal (keep or retrain)
@@ -89,6 +91,15 @@ class Results:
 
     def wave(self, wave: int | str) -> Path:
         return self.plan_dir / "waves" / f"{wave}.tsv"
+
+    def wave_design(self, wave: int | str) -> Path:
+        """What a wave added and why: its FLOPs and, with ``sweep.precision``, the decision behind it."""
+        return self.plan_dir / "waves" / f"{wave}.design.json"
+
+    @property
+    def design(self) -> Path:
+        """Every wave's design record and how the sweep ended (``sweep.precision``): plan writes it."""
+        return self.plan_dir / "design.json"
 
     @property
     def runs_table(self) -> Path:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from flops_fit import calibration, cost, heldout, learning, placement, planning, recommend, smoke, verify
+from flops_fit import calibration, cost, design, heldout, learning, placement, planning, recommend, smoke, verify
 from flops_fit.data import dataset_samples
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
@@ -192,11 +192,18 @@ def lr_function(config: dict, ctx: PlanContext, law: dict) -> Callable[[int], fl
 
 
 def place_wave(
-    config: dict, ctx: PlanContext, law: dict, table: pd.DataFrame, losses: dict[str, float], wave: int
-) -> tuple[pd.DataFrame, list[str]]:
-    """The runs table after ``wave``: ``table`` plus the runs placed in this wave (see flops_fit.placement)."""
+    config: dict, ctx: PlanContext, law: dict, table: pd.DataFrame, losses: dict[str, float], wave: int,
+    runs_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, list[str], design.Decision | None]:
+    """The runs table after ``wave``: ``table`` plus the runs placed in this wave (see flops_fit.placement),
+    its notes and, with ``sweep.precision`` (which fits the finished runs in ``runs_dir``), the decision
+    behind a chosen wave."""
+    decisions: list[design.Decision] = []
+    chooser = None
+    if ctx.recipe.precision is not None and runs_dir is not None:
+        chooser = precision_chooser(config, ctx, runs_dir, decisions)
     placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, lr_function(config, ctx, law),
-                              ctx.fixed_batch)
+                              ctx.fixed_batch, chooser)
     rows, notes = placer.next_wave(table, losses, wave)
     new = planning.as_table(rows)
     if len(table):
@@ -206,7 +213,50 @@ def place_wave(
         combined = new.reset_index(drop=True)
     combined = planning.assign_branches(combined, set(new["run_id"]), ctx.recipe, config["budgets"])
     combined = planning.with_epochs(combined, dataset_samples(ctx.train_data))
-    return combined, notes + ctx.catalog.notes
+    return combined, notes + ctx.catalog.notes, decisions[-1] if decisions else None
+
+
+def placed_flops(table: pd.DataFrame) -> float:
+    """FLOPs of the placed runs (sweep and replicates): what ``sweep.max_flops`` caps."""
+    if not len(table):
+        return 0.0
+    return float(table.loc[table["role"].isin(["sweep", "replicate"]), "achieved_flops"].sum())
+
+
+def precision_chooser(config: dict, ctx: PlanContext, runs_dir: str | Path,
+                      decisions: list[design.Decision]) -> placement.Chooser:
+    """``sweep.precision``: fit the finished runs as the fit rule does, then :func:`design.decide`."""
+    precision = ctx.recipe.precision
+
+    def choose(table: pd.DataFrame, densifiable: list[float]) -> design.Decision:
+        result, _ = fit_runs(config, table, runs_dir)
+        sweep = table[table["role"] == "sweep"]
+        decision = design.decide(
+            result, precision.budget, precision.n_star, placed=sorted({float(b) for b in sweep["budget"]}),
+            ladder=[float(b) for b in config["budgets"]], spent=placed_flops(table), cap=ctx.recipe.max_flops,
+            sizes_per_budget=ctx.recipe.sizes_per_budget, sizes_per_wave=precision.sizes_per_wave,
+            densifiable=densifiable, loss_goal=precision.loss,
+        )
+        decisions.append(decision)
+        return decision
+
+    return choose
+
+
+def wave_design(table: pd.DataFrame, wave: int, decision: design.Decision | None) -> dict:
+    """One wave's design record: the runs it added, the FLOPs placed so far, the decision behind it."""
+    new = table[table["wave"] == wave] if len(table) else table
+    return {"wave": wave, "runs": int(len(new)),
+            "flops": float(new["achieved_flops"].sum()) if len(new) else 0.0,
+            "flops_placed": placed_flops(table), "decision": None if decision is None else decision.to_dict()}
+
+
+def design_record(config: dict, waves: list[dict]) -> dict:
+    """``plan/design.json``: the goal, every wave's record and how the sweep ended."""
+    precision = config["sweep"].get("precision")
+    chosen = [w["decision"] for w in waves if w["decision"] is not None]
+    return {"precision": precision, "max_flops": config["sweep"].get("max_flops"), "waves": waves,
+            "outcome": chosen[-1] if chosen else None}
 
 
 def plan(
@@ -215,7 +265,7 @@ def plan(
     """The smoke test, then the first wave's runs table (no run finished yet, the configured lr rule)."""
     ctx = plan_context(config, model_cls, dataset, eval_dataset)
     notes = smoke_check(config, ctx, loss_fn)
-    table, more = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+    table, more, _ = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
     return table, notes + more
 
 
@@ -248,12 +298,15 @@ def cost_estimate(
     """The sweep's cost before any run trains (:mod:`flops_fit.cost`): the calibration runs and the first
     wave as planned, later budgets from their a-priori windows (and the seed replicates), and one timed
     step of the smallest planned model where training runs, with ``threads`` torch threads."""
-    first, _ = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
+    first, _, _ = place_wave(config, ctx, {"enabled": False}, planning.as_table([]), {}, 0)
     placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, calibration.lr_rule(ctx.recipe, ctx.catalog),
                               ctx.fixed_batch)
     placed = {float(b) for b in first["budget"]}
     later_flops, later_runs = 0.0, 0
-    for budget in sorted(float(b) for b in config["budgets"]):
+    ladder = sorted(float(b) for b in config["budgets"])
+    if ctx.recipe.precision is not None:  # later waves are chosen as the sweep goes: not known up front
+        ladder = ladder[: ctx.recipe.precision.start_budgets]
+    for budget in ladder:
         if not any(math.isclose(budget, b, rel_tol=1e-9) for b in placed):
             sizes, _ = placer.window(budget, ctx.recipe.expected_optimal_params(budget))
             later_flops += len(sizes) * budget
@@ -291,27 +344,32 @@ def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, o
 
 def place_step(
     config: dict, wave: int, law_path: str | Path, previous: str | Path | None, runs_dir: str | Path,
-    out_path: str | Path,
+    out_path: str | Path, design_path: str | Path,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The place rule: the runs table after ``wave`` (cumulative), from the finished runs of earlier waves."""
+    """The place rule: the runs table after ``wave`` (cumulative), from the finished runs of earlier
+    waves, and the wave's design record."""
     table = planning.read_runs_table(previous) if previous else planning.as_table([])
     model_cls, dataset, eval_dataset, _ = build_objects(config)
     ctx = plan_context(config, model_cls, dataset, eval_dataset)
     law = json.loads(Path(law_path).read_text())
-    combined, notes = place_wave(config, ctx, law, table, read_losses(table, runs_dir), wave)
+    combined, notes, decision = place_wave(config, ctx, law, table, read_losses(table, runs_dir), wave, runs_dir)
+    write_json(wave_design(combined, wave, decision), design_path)
     write_tsv(combined, out_path)
     return combined, notes
 
 
 def plan_step(
-    config: dict, wave_path: str | Path, runs_dir: str | Path, out_path: str | Path
+    config: dict, wave_path: str | Path, runs_dir: str | Path, out_path: str | Path,
+    design_paths: list[str | Path] = (), design_out: str | Path | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The plan rule: every planned run (the last wave's table), which of them repeat data (one line for
-    all of them) and which budgets stayed unbracketed."""
+    all of them) and which budgets stayed unbracketed; the waves' design records to ``design_out``."""
     table = planning.read_runs_table(wave_path)
+    if design_out is not None:
+        write_json(design_record(config, [json.loads(Path(p).read_text()) for p in design_paths]), design_out)
     write_tsv(table, out_path)
     return table, (planning.repetition_warning(table)
-                   + placement.unbracketed(config["budgets"], table, read_losses(table, runs_dir)))
+                   + placement.unbracketed(sweep_budgets(config, table), table, read_losses(table, runs_dir)))
 
 
 def training_samples(config: dict, dataset: Any, eval_dataset: Any) -> int | None:
@@ -518,6 +576,22 @@ def replicate_noise(table: pd.DataFrame, losses: dict[str, float]) -> float | No
     return float(math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
 
 
+def sweep_budgets(config: dict, table: pd.DataFrame) -> list[float]:
+    """The ladder's budgets and any a chosen wave (``sweep.precision``) placed beyond it."""
+    placed = {float(b) for b in table.loc[table["role"] == "sweep", "budget"]} if len(table) else set()
+    given = [float(b) for b in config["budgets"]]
+    return sorted(set(given) | {b for b in placed if not any(math.isclose(b, g, rel_tol=1e-9) for g in given)})
+
+
+def target_budgets(config: dict) -> list[float]:
+    """``target_budgets``, and ``sweep.precision``'s budget when it is not among them."""
+    targets = [float(c) for c in config["target_budgets"]]
+    precision = config["sweep"].get("precision")
+    if precision and not any(math.isclose(precision["budget"], c, rel_tol=1e-9) for c in targets):
+        targets.append(float(precision["budget"]))
+    return sorted(targets)
+
+
 def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[ScalingFit, pd.DataFrame, list[str]]:
     """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings.
 
@@ -527,7 +601,7 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[S
     results, warnings = collect_results(table, runs_dir, chance_loss(config))
     fit = config["fit"]
     result = fit_table(
-        results, budgets=config["budgets"], target_budgets=config["target_budgets"],
+        results, budgets=sweep_budgets(config, table), target_budgets=target_budgets(config),
         bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
         noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
         recommend_from=fit["recommend_from"], n_convention=N_CONVENTION, loss_floor=loss_floor(config),

@@ -27,21 +27,19 @@ import numpy as np
 import pandas as pd
 
 from flops_fit import recipe
+from flops_fit.design import Decision
 from flops_fit.recipe import Recipe
 from flops_fit.planning import SizeCatalog, as_size, plan_row
 
 #: the next rows to train and the notes (warnings) about them
 Wave = tuple[list[dict], list[str]]
+#: ``sweep.precision``: given the planned table (every run finished) and the budgets where more sizes
+#: can be placed, what to add next (:func:`flops_fit.design.decide`, fitted by the pipeline)
+Chooser = Callable[[pd.DataFrame, list[float]], "Decision"]
 
 
-def wave_count(recipe: Recipe, n_budgets: int) -> int:
-    """How many placement waves the workflow declares: enough for every budget to use every extension.
-
-    Waves after the last one that places anything are empty (cheap) jobs.
-    """
-    if recipe.placement == "fixed":
-        return 1
-    return n_budgets * (1 + recipe.max_extensions) + (1 if recipe.seed_replicates else 0)
+#: a sweep places at most this many waves (a guard: a wave adds runs, or it and every later one add none)
+MAX_WAVES = 200
 
 
 @dataclass(frozen=True)
@@ -107,10 +105,21 @@ class Placer:
         catalog: SizeCatalog,
         lr_of: Callable[[int], float],
         fixed_batch: int | None = None,
+        chooser: Chooser | None = None,
     ) -> None:
         self.recipe, self.catalog = recipe, catalog
         self.lr_of, self.fixed_batch = lr_of, fixed_batch
         self.budgets = sorted(float(b) for b in budgets)
+        self.chooser = chooser
+
+    def active_budgets(self, sweep_rows: pd.DataFrame) -> list[float]:
+        """The budgets the ladder walks: all of ``budgets``; with ``sweep.precision``, its first
+        ``start_budgets`` and every budget a chosen wave placed."""
+        if self.recipe.precision is None:
+            return self.budgets
+        placed = {float(b) for b in sweep_rows["budget"]} if len(sweep_rows) else set()
+        start = self.budgets[: self.recipe.precision.start_budgets]
+        return sorted(set(start) | {b for b in placed if not any(math.isclose(b, s, rel_tol=1e-9) for s in start)})
 
     # -- rows -----------------------------------------------------------------------------------------
     def _rows(self, budget: float, sizes: list, wave: int, role: str = "sweep",
@@ -174,6 +183,41 @@ class Placer:
                         if size not in have]
         return _unique(new)
 
+    def densify(self, budget: float, rows: pd.DataFrame, center: float) -> list:
+        """``sizes_per_wave`` new sizes between a budget's sizes, nearest its optimum (``center``)."""
+        have = {as_size(s) for s in rows["size"]}
+        count = self.recipe.precision.sizes_per_wave if self.recipe.precision else self.recipe.sizes_per_extension
+        targets = recipe.densify_params(rows["params"].tolist(), center, 2 * count)
+        if self.catalog.given is not None:
+            params = self.catalog.candidates()
+            lo, hi = min(rows["params"]), max(rows["params"])
+            inside = sorted((c for c in params if c not in have and lo < params[c] < hi),
+                            key=lambda c: abs(math.log(params[c] / center)))
+            return inside[:count]
+        sizes = [size for size in _unique(self.catalog.size_for(self.recipe.snap_params(t)) for t in targets)
+                 if size not in have]
+        return sizes[:count]
+
+    def chosen_wave(self, table: pd.DataFrame, sweep_rows: pd.DataFrame, settled: list[Profile], wave: int) -> Wave:
+        """``sweep.precision``: the wave the chooser picks once every placed budget is settled (the
+        decision itself, with its reasons, is the chooser's record)."""
+        centers = {p.budget: p.n_opt or p.best_params for p in settled}
+        densifiable = [b for b, c in centers.items() if c and self.densify(b, self._rows_of(sweep_rows, b), c)]
+        decision = self.chooser(table, densifiable)
+        cand = decision.candidate
+        if decision.status != "add" or cand is None:
+            return [], []
+        if cand.kind == "budget":
+            sizes, more = self.window(cand.C, predicted_center(cand.C, settled, self.recipe.tokens_per_param))
+        else:
+            sizes, more = self.densify(cand.C, self._rows_of(sweep_rows, cand.C), centers[cand.C]), []
+        new, more_rows = self._rows(cand.C, sizes, wave)
+        return new, more + more_rows
+
+    @staticmethod
+    def _rows_of(sweep_rows: pd.DataFrame, budget: float) -> pd.DataFrame:
+        return sweep_rows[np.isclose(sweep_rows["budget"], budget, rtol=1e-9)] if len(sweep_rows) else sweep_rows
+
     # -- the wave -------------------------------------------------------------------------------------
     def next_wave(self, table: pd.DataFrame, losses: dict[str, float], wave: int) -> Wave:
         """The runs to add in ``wave`` given the planned ``table`` and the finished runs' ``losses``."""
@@ -183,8 +227,8 @@ class Placer:
         settled: list[Profile] = []
         pending: Wave = ([], [])  # seed replicates of the smallest budget, added with the next wave
         notes: list[str] = []
-        for budget in self.budgets:
-            rows = sweep_rows[np.isclose(sweep_rows["budget"], budget, rtol=1e-9)] if len(sweep_rows) else sweep_rows
+        for budget in self.active_budgets(sweep_rows):
+            rows = self._rows_of(sweep_rows, budget)
             if not len(rows):
                 center = predicted_center(budget, settled, self.recipe.tokens_per_param)
                 sizes, more = self.window(budget, center)
@@ -210,6 +254,9 @@ class Placer:
             settled.append(profile)
             if budget == self.budgets[0] and self.recipe.seed_replicates and not (table["role"] == "replicate").any():
                 pending = self._replicates(budget, rows, wave)
+        if self.recipe.precision is not None and self.chooser is not None and not pending[0]:
+            rows, more = self.chosen_wave(table, sweep_rows, settled, wave)
+            return rows, notes + more
         return pending[0], pending[1] + notes
 
     def _fixed(self, wave: int) -> Wave:

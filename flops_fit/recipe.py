@@ -83,6 +83,14 @@ def extension_params(window_params: Sequence[float], side: str, count: int) -> l
     return [edge * step ** (sign * k) for k in range(1, count + 1)]
 
 
+def densify_params(window_params: Sequence[float], center: float, count: int) -> list[float]:
+    """``count`` parameter counts inside a window, where they pin its optimum best: the ln-N midpoints of
+    the gaps between its sizes, those nearest ``center`` (the fitted optimum) first."""
+    ordered = sorted(set(window_params))
+    mids = [math.sqrt(a * b) for a, b in zip(ordered, ordered[1:])]
+    return sorted(mids, key=lambda m: abs(math.log(m / center)))[:count]
+
+
 def learning_rate(params: int, reference_params: float, base_lr: float, exponent: float) -> float:
     """Peak lr = base_lr · (N / N_ref)^exponent (exponent 0: constant; −1/3: Porian et al.'s tuned law)."""
     return base_lr * (params / reference_params) ** exponent
@@ -126,6 +134,29 @@ class BatchLaw:
 
 
 @dataclass(frozen=True)
+class Precision:
+    """``sweep.precision``: the interval asked for at a target budget, instead of a fixed ladder."""
+
+    budget: float
+    #: widest 95 % interval of N* (hi/lo)
+    n_star: float
+    #: widest 95 % interval of the loss (hi - lo); None: N* only
+    loss: float | None
+    #: budgets of the ladder placed before waves are chosen
+    start_budgets: int
+    #: sizes a "more sizes at a budget" wave adds
+    sizes_per_wave: int
+
+    @classmethod
+    def from_config(cls, precision: dict | None) -> Precision | None:
+        if precision is None:
+            return None
+        return cls(float(precision["budget"]), float(precision["N_star"]),
+                   None if precision.get("loss") is None else float(precision["loss"]),
+                   int(precision["start_budgets"]), int(precision["sizes_per_wave"]))
+
+
+@dataclass(frozen=True)
 class LrCalibration:
     """``sweep.lr_calibration``: the lr sweep at the smallest budget (:mod:`flops_fit.calibration`)."""
 
@@ -166,6 +197,10 @@ class Recipe:
     reuse: str = "none"
     #: ``training.schedule.wsd_decay_fraction``: where a branch's cooldown starts (1 - f of its steps)
     decay_fraction: float = 0.2
+    #: ``sweep.precision``: waves chosen for an interval at a target budget (None: the given ladder)
+    precision: Precision | None = None
+    #: ``sweep.max_flops``: cap on the placed runs' FLOPs (None: no cap)
+    max_flops: float | None = None
 
     @classmethod
     def from_config(cls, config: dict) -> Recipe:
@@ -193,6 +228,8 @@ class Recipe:
             max_warmup_fraction=float(sweep["max_warmup_fraction"]),
             seed=int(sweep["seed"]), seed_replicates=int(sweep["seed_replicates"]),
             reuse=sweep["reuse"], decay_fraction=float(config["training"]["schedule"]["wsd_decay_fraction"]),
+            precision=Precision.from_config(sweep.get("precision")),
+            max_flops=None if sweep.get("max_flops") is None else float(sweep["max_flops"]),
         )
 
     @property

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from flops_fit import calibration
-from flops_fit.placement import Placer, predicted_center, read_profile, wave_count
+from flops_fit.placement import MAX_WAVES, Placer, predicted_center, read_profile
 from flops_fit.planning import SizeCatalog, as_table
 from flops_fit.recipe import Recipe
 from test_planning import MLP
@@ -38,7 +38,7 @@ def placer(cfg) -> Placer:
 def run_waves(p: Placer, loss=law, waves: int | None = None):
     """Place waves until nothing new comes, 'training' each run by reading the law."""
     table, losses, notes = as_table([]), {}, []
-    for wave in range(waves or wave_count(p.recipe, len(p.budgets))):
+    for wave in range(waves or MAX_WAVES):
         rows, more = p.next_wave(table, losses, wave)
         notes += more
         if not rows:

@@ -11,7 +11,7 @@ from flops_fit.config import training_identity
 from flops_fit.cost import CORES_ENV, RUN_THREADS_ENV
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
-from flops_fit.recipe import Recipe
+from snakemake.exceptions import WorkflowError
 from flops_fit.worker.client import WORKER_ENV
 
 # Every results path, with its writer and readers: flops_fit/paths.py.
@@ -47,7 +47,6 @@ wildcard_constraints:
 # its shell text or params, which Snakemake's rerun triggers answer by retraining every finished run.
 os.environ[WORKER_ENV] = str(config["worker"]["idle_seconds"]) if config["worker"]["enabled"] else "0"
 
-LAST_WAVE = placement.wave_count(Recipe.from_config(config), len(config["budgets"])) - 1
 
 
 def sweep_config():
@@ -85,18 +84,34 @@ def wave_inputs(wildcards):
     return inputs
 
 
+def placed_waves():
+    """(wave, its table file) in order, lazily, to the first wave that places nothing: a wave is a function
+    of the finished runs, so every later one would place nothing too. Reading wave w makes Snakemake run
+    the waves before it (and their runs) first; a caller that stops early never waits for later waves."""
+    for wave in range(placement.MAX_WAVES):
+        path = checkpoints.place.get(wave=wave).output.runs
+        yield wave, path
+        if wave and not (planning.read_runs_table(path)["wave"] == wave).any():
+            return
+    raise WorkflowError(f"the sweep placed runs in {placement.MAX_WAVES} waves without ending; see logs/plan/")
+
+
+def final_wave():
+    return list(placed_waves())[-1][0]
+
+
 def last_wave(wildcards):
-    table = wave_table(LAST_WAVE)
+    wave = final_wave()
     return {
         "config": RESULTS.validated,
-        "wave": checkpoints.place.get(wave=LAST_WAVE).output.runs,
-        "metrics": metrics_of(table[table["wave"] == LAST_WAVE]),
+        "wave": checkpoints.place.get(wave=wave).output.runs,
+        "designs": [checkpoints.place.get(wave=w).output.design for w in range(wave + 1)],
     }
 
 
 def runs_table():
     """Every planned sweep run and replicate: the last wave's cumulative table."""
-    return wave_table(LAST_WAVE)
+    return wave_table(final_wave())
 
 
 def all_metrics(wildcards):
@@ -112,8 +127,8 @@ def plan_tables():
     """Every plan table in order (calibration, the waves, the verification runs); later ones are read
     only when needed, so a sweep run never waits for the verify plan."""
     yield checkpoints.calibration_plan.get().output.runs
-    for wave in range(LAST_WAVE + 1):
-        yield checkpoints.place.get(wave=wave).output.runs
+    for _, path in placed_waves():
+        yield path
     yield checkpoints.verify_plan.get().output.runs
 
 
@@ -216,8 +231,7 @@ def stable_source(stable_id, step):
 
     The first wave fixes where the segment starts (its branch point before ``step`` then), so a later
     wave that adds branch points never changes a segment already trained."""
-    for wave in range(LAST_WAVE + 1):
-        path = checkpoints.place.get(wave=wave).output.runs
+    for _, path in placed_waves():
         table = planning.read_runs_table(path)
         for segment in planning.stable_segments(table):
             if segment.stable_id == stable_id and segment.end == int(step):

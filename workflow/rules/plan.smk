@@ -1,7 +1,9 @@
 # Planning in waves (flops_fit.placement, flops_fit.calibration): a short lr calibration at the
 # smallest budget, then the budgets in ascending order, each window placed from the finished runs
-# below it and extended while its minimum is not bracketed. Every wave is a checkpoint whose table
-# is cumulative; `plan` copies the last one to results/plan/runs.tsv for the fit and the report.
+# below it and extended while its minimum is not bracketed; with sweep.precision, further waves are
+# chosen for the interval asked for (flops_fit.design). Every wave is a checkpoint whose table is
+# cumulative; the first wave that places nothing is the last, and `plan` copies it to
+# results/plan/runs.tsv for the fit and the report.
 
 
 checkpoint calibration_plan:
@@ -47,6 +49,8 @@ checkpoint place:
         unpack(wave_inputs),
     output:
         runs=RESULTS.wave("{wave}"),
+        # the runs it added, the FLOPs placed so far and (sweep.precision) the decision behind it
+        design=RESULTS.wave_design("{wave}"),
     params:
         runs_dir=RESULTS.runs_dir,
     log:
@@ -63,6 +67,7 @@ rule plan:
         unpack(last_wave),
     output:
         runs=RESULTS.runs_table,
+        design=RESULTS.design,
     params:
         runs_dir=RESULTS.runs_dir,
     log:

@@ -9,7 +9,7 @@ wave = int(snakemake.wildcards.wave)
 try:
     table, warnings = place_step(
         read_validated(snakemake.input.config), wave, snakemake.input.lr, snakemake.input.get("previous"),
-        snakemake.params.runs_dir, snakemake.output.runs,
+        snakemake.params.runs_dir, snakemake.output.runs, snakemake.output.design,
     )
 except (ConfigError, TypeError, ValueError) as error:
     fail(log, f"placement wave {wave}", error)
