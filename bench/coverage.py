@@ -291,27 +291,39 @@ class Sweep:
     replicates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def place_budget(law: Law, shift: Shift, design: Design, i: int, noise: float,
+                 rng: np.random.Generator) -> tuple[list[float], list[float]]:
+    """Budget i's sizes and observed losses: its window, extended while its profile is unbracketed."""
+    C = design.budgets[i]
+    N = recipe.target_params(window_centre(law, design, i, rng), design.sizes_per_budget, design.window_span)
+    L = list(observe(law, shift, N, C, noise, rng))
+    for _ in range(design.max_extensions):
+        table = pd.DataFrame({"params": N, "run_id": [str(j) for j in range(len(N))]})
+        profile = placement.read_profile(C, table, dict(zip(table["run_id"], L)))
+        if profile.bracketed:
+            break
+        new = extension_sizes(N, profile.open_side or "both", design)
+        N, L = N + new, L + list(observe(law, shift, new, C, noise, rng))
+    return N, L
+
+
+def budget_rows(C: float, N: Sequence[float], L: Sequence[float], role: str = "sweep") -> list[dict]:
+    """Fit-table rows of one budget's runs (D = C / 6N; the size of a continuous knob is N itself, so a
+    replicate shares its run's size and two runs of a budget never do)."""
+    return [{"N": n, "D": C / (FLOPS_PER_PARAM_TOKEN * n), "C": C, "budget": C, "loss": loss, "size": n,
+             "role": role} for n, loss in zip(N, L)]
+
+
 def place_sweep(law: Law, shift: Shift, design: Design, noise: float, seed_replicates: int,
                 rng: np.random.Generator) -> Sweep:
     """The default design on a known law: windows, extensions while unbracketed, seed replicates."""
     rows, reps = [], []
     for i, C in enumerate(design.budgets):
-        N = recipe.target_params(window_centre(law, design, i, rng), design.sizes_per_budget, design.window_span)
-        L = list(observe(law, shift, N, C, noise, rng))
-        for _ in range(design.max_extensions):
-            table = pd.DataFrame({"params": N, "run_id": [str(j) for j in range(len(N))]})
-            profile = placement.read_profile(C, table, dict(zip(table["run_id"], L)))
-            if profile.bracketed:
-                break
-            new = extension_sizes(N, profile.open_side or "both", design)
-            N, L = N + new, L + list(observe(law, shift, new, C, noise, rng))
-        rows += [{"N": n, "D": C / (FLOPS_PER_PARAM_TOKEN * n), "C": C, "budget": C, "loss": loss,
-                  "size": j, "role": "sweep"} for j, (n, loss) in enumerate(zip(N, L))]
+        N, L = place_budget(law, shift, design, i, noise, rng)
+        rows += budget_rows(C, N, L)
         if i == 0:
             for k in range(seed_replicates):
-                reps += [{"N": n, "D": C / (FLOPS_PER_PARAM_TOKEN * n), "C": C, "budget": C, "loss": loss,
-                          "size": j, "role": "replicate"}
-                         for j, (n, loss) in enumerate(zip(N, observe(law, shift, N, C, noise, rng)))]
+                reps += budget_rows(C, N, observe(law, shift, N, C, noise, rng), role="replicate")
     return Sweep(pd.DataFrame(rows), pd.DataFrame(reps))
 
 

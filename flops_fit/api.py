@@ -245,7 +245,8 @@ def find_optimal(
             waves = []
             for wave in range(placement.MAX_WAVES):
                 losses = pipeline.read_losses(table, out.runs_dir)
-                table, notes, decision = pipeline.place_wave(config, ctx, law, table, losses, wave, out.runs_dir)
+                table, notes, decision = pipeline.place_wave(config, ctx, law, table, losses, wave, out.runs_dir,
+                                                             pipeline.decided_widths(waves))
                 write_tsv(table, out.wave(wave))
                 waves.append(pipeline.wave_design(table, wave, decision))
                 write_json(waves[-1], out.wave_design(wave))
@@ -265,7 +266,9 @@ def find_optimal(
     warnings += _logged(placement.unbracketed(pipeline.sweep_budgets(config, table), table,
                                               pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot
-    result, fitted = pipeline.fit_runs(config, table, out.runs_dir)
+    result, fitted = pipeline.fit_runs(config, table, out.runs_dir, waves)
+    if result.design and result.design["outlook"]:
+        log.info(result.design["outlook"]["message"])
     write_tsv(fitted, out.fitted_runs)
     write_fit(result, out.fit, out.fit_summary)
     recommendations, notes = recommend_for(result, config, model_cls, dataset, ctx.tokens_per_sample,

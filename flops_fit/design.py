@@ -25,6 +25,7 @@ recipe; :mod:`flops_fit.placement` turns a chosen candidate into runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +34,9 @@ import numpy as np
 Z = 1.959963984540054
 #: a candidate must narrow the interval by at least this share (of its log width) to count as helping
 MIN_GAIN = 0.02
+#: a sweep whose last this-many chosen waves left the reported interval no narrower (by MIN_GAIN) than
+#: the best before them stops: the approximation promised gains the fits do not show
+STALL_WAVES = 2
 #: the calibration ratio (reported over approximated width) is kept inside these bounds
 CALIBRATION_BOUNDS = (0.5, 3.0)
 #: variance factor of the law error's scaled-inverse-chi-square tau^2 when its dof gives no finite mean
@@ -62,7 +66,8 @@ class Candidate:
     def describe(self) -> str:
         what = (f"add budget {self.C:.3g} ({self.runs} sizes)" if self.kind == "budget"
                 else f"add {self.runs} sizes at budget {self.C:.3g}")
-        return f"{what}: about {self.flops:.2g} FLOPs, N* interval about x{self.width:.2f}"
+        expected = "" if math.isnan(self.width) else f", N* interval about x{self.width:.2f}"
+        return f"{what}: about {self.flops:.2g} FLOPs{expected}"
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,78 @@ class Decision:
                 "flops_spent": self.spent, "message": self.message,
                 "candidate": None if self.candidate is None else {
                     "kind": self.candidate.kind, "C": self.candidate.C, "runs": self.candidate.runs,
-                    "flops": self.candidate.flops, "expected_width": self.candidate.width}}
+                    "flops": self.candidate.flops,
+                    "expected_width": None if math.isnan(self.candidate.width) else self.candidate.width}}
+
+
+def best_candidate(options: list[Candidate], now: float) -> Candidate | None:
+    """The candidate with the largest narrowing of the log width per FLOP among those narrowing it by
+    ``MIN_GAIN`` of ``now``'s log width (None: none does)."""
+    helping = [c for c in options if math.log(c.width) < (1 - MIN_GAIN) * math.log(now)]
+    return max(helping, key=lambda c: (math.log(now) - math.log(c.width)) / c.flops) if helping else None
+
+
+def path_to(design: Design, target: float, goal: float, *, placed: list[float], ladder: list[float],
+            sizes_per_budget: int, sizes_per_wave: int, max_waves: int = 8) -> tuple[list[Candidate], bool]:
+    """The waves the sweep would choose one after another, each on the design the ones before it leave,
+    until the expected interval at ``target`` is within ``goal``: (those waves, whether they reach it).
+    Stops unreached when no candidate helps (the law's own error dominates) or after ``max_waves``."""
+    steps: list[Candidate] = []
+    placed = list(placed)
+    now = design.width(target)
+    while now > goal and len(steps) < max_waves:
+        best = best_candidate(candidates(design, target, placed, ladder, sizes_per_budget, sizes_per_wave), now)
+        if best is None:
+            break
+        steps.append(best)
+        if best.kind == "budget":
+            design, placed = design.with_budget(best.C, best.runs), placed + [best.C]
+        else:
+            design = design.with_sizes(best.C, best.runs)
+        now = best.width
+    return steps, now <= goal
+
+
+def outlook(fit, target: float, goal: float | None, *, placed: list[float], ladder: list[float], spent: float,
+            cap: float | None, sizes_per_budget: int, sizes_per_wave: int, loss_goal: float | None = None,
+            history: Sequence[float] = ()) -> dict:
+    """Where a finished sweep stands on the interval of N* at ``target`` and what the next step would cost:
+    ``fit.json``'s ``design.outlook``. With a goal: reached, or why not (the :func:`decide` status) and the
+    waves expected to reach it with their FLOPs; without: what the best next wave would buy."""
+    decision = decide(fit, target, goal, placed=placed, ladder=ladder, spent=spent, cap=cap,
+                      sizes_per_budget=sizes_per_budget, sizes_per_wave=sizes_per_wave, loss_goal=loss_goal,
+                      history=history)
+    design, width = design_of(fit, target)
+    steps: list[Candidate] = []
+    reachable = None
+    if decision.status == "reached":
+        message = f"precision reached: {decision.message}; the sweep placed {spent:.3g} FLOPs"
+    elif goal is None:
+        steps = [decision.candidate] if decision.candidate is not None else []
+        message = decision.message if decision.status != "advice" or design is None else (
+            f"one more wave would buy: {decision.candidate.describe()} at {target:.3g} (now x{width:.2f})")
+    elif design is None or decision.status == "no_gain" or width <= goal:  # no interval, stalled, or the loss open
+        steps = [decision.candidate] if decision.candidate is not None else []
+        message = f"precision not reached ({decision.status}): {decision.message}"
+    else:
+        steps, reachable = path_to(design, target, goal, placed=placed, ladder=ladder,
+                                   sizes_per_budget=sizes_per_budget, sizes_per_wave=sizes_per_wave)
+        more = sum(s.flops for s in steps)
+        waves = ", then ".join(s.describe().split(":")[0] for s in steps)
+        if reachable:
+            message = (f"precision not reached ({decision.status}): N* interval at {target:.3g} is x{width:.2f}; "
+                       f"to reach x{goal:g}, {waves}: about {more:.2g} FLOPs more")
+        else:
+            message = (f"precision not reached ({decision.status}): N* interval at {target:.3g} is x{width:.2f}; "
+                       f"no sequence of candidate waves brings it within x{goal:g}"
+                       + (f" (about x{steps[-1].width:.2f} after {waves})" if steps else "")
+                       + ": the law's own error dominates; ask for a wider goal or a nearer budget")
+    return {"status": decision.status, "target": target, "goal": goal, "width": width,
+            "loss_goal": loss_goal, "loss_width": decision.loss_width, "flops_spent": spent,
+            "reachable": reachable, "flops_more": sum(s.flops for s in steps) if steps else None,
+            "steps": [{"kind": s.kind, "C": s.C, "runs": s.runs, "flops": s.flops,
+                       "expected_width": None if math.isnan(s.width) else s.width} for s in steps],
+            "message": message}
 
 
 def design_of(fit, target: float) -> tuple[Design | None, float | None]:
@@ -213,7 +289,7 @@ def loss_width(fit, target: float) -> float | None:
 
 def decide(fit, target: float, goal: float | None, *, placed: list[float], ladder: list[float], spent: float,
            cap: float | None, sizes_per_budget: int, sizes_per_wave: int, densifiable: list[float] | None = None,
-           loss_goal: float | None = None) -> Decision:
+           loss_goal: float | None = None, history: Sequence[float] = ()) -> Decision:
     """The next wave toward an interval of N* at ``target`` no wider than ``goal`` (hi/lo) and, given
     ``loss_goal``, a loss interval no wider than it, spending at most ``cap`` FLOPs in all (``spent`` so
     far). Without a goal the best next wave per FLOP is described and nothing is added ("advice").
@@ -223,7 +299,9 @@ def decide(fit, target: float, goal: float | None, *, placed: list[float], ladde
     when that candidate would pass the cap, or when none narrows the interval by ``MIN_GAIN`` of its
     log width. The choice does not depend on the goal or the cap, only whether to stop does: a rerun
     with a tighter goal or a larger cap walks the same waves and goes on from where the first stopped,
-    so it only adds runs.
+    so it only adds runs. ``history``: the N* widths the earlier chosen waves were decided from (oldest
+    first); when the last ``STALL_WAVES`` of them did not narrow the interval below the best before them,
+    the sweep stops ("no_gain"): the reported interval is what counts, not the approximation's promise.
     """
     design, width = design_of(fit, target)
     lw = loss_width(fit, target)
@@ -250,6 +328,11 @@ def decide(fit, target: float, goal: float | None, *, placed: list[float], ladde
         return decision("add" if goal is not None else "advice", cand,
                         f"no N* interval at {target:.3g} yet (fewer than 2 budgets pin the power law): "
                         f"add budget {C:.3g} ({sizes_per_budget} sizes, about {cand.flops:.2g} FLOPs)")
+    seen = [w for w in history if w is not None] + ([width] if width is not None else [])
+    if not n_reached and len(seen) > STALL_WAVES and math.log(min(seen[-STALL_WAVES:])) > (1 - MIN_GAIN) * math.log(min(seen[:-STALL_WAVES])):
+        trail = " -> ".join(f"x{w:.2f}" for w in seen[-STALL_WAVES - 1:])
+        return decision("no_gain", None, f"N* interval at {target:.3g} is {shown}; the last {STALL_WAVES} waves did not "
+                                         f"narrow it ({trail}): the profiles' misfit or the law's own error dominates")
     options = candidates(design, target, placed, ladder, sizes_per_budget, sizes_per_wave, densifiable)
     now = design.width(target)
     if n_reached:  # the loss is what is missing: move the largest budget toward the target
@@ -262,11 +345,10 @@ def decide(fit, target: float, goal: float | None, *, placed: list[float], ladde
                                              f"the next rung ({above[0].describe()}) would pass sweep.max_flops")
         return decision("add", above[0], f"N* interval at {target:.3g} is {shown}, the loss interval {lw:.3g} > "
                                          f"{loss_goal:g}: {above[0].describe()}")
-    helping = [c for c in options if math.log(c.width) < (1 - MIN_GAIN) * math.log(now)]
-    if not helping:
+    best = best_candidate(options, now)
+    if best is None:
         return decision("no_gain", None, f"N* interval at {target:.3g} is {shown}; no candidate wave narrows it "
                                          f"by {MIN_GAIN:.0%} or more (the law's own error dominates)")
-    best = max(helping, key=lambda c: (math.log(now) - math.log(c.width)) / c.flops)
     if goal is None:
         return decision("advice", best, f"N* interval at {target:.3g} is {shown}; the next wave that buys the most "
                                         f"per FLOP: {best.describe()}")

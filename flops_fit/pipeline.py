@@ -193,15 +193,15 @@ def lr_function(config: dict, ctx: PlanContext, law: dict) -> Callable[[int], fl
 
 def place_wave(
     config: dict, ctx: PlanContext, law: dict, table: pd.DataFrame, losses: dict[str, float], wave: int,
-    runs_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None, history: list[float | None] = (),
 ) -> tuple[pd.DataFrame, list[str], design.Decision | None]:
     """The runs table after ``wave``: ``table`` plus the runs placed in this wave (see flops_fit.placement),
-    its notes and, with ``sweep.precision`` (which fits the finished runs in ``runs_dir``), the decision
-    behind a chosen wave."""
+    its notes and, with ``sweep.precision`` (which fits the finished runs in ``runs_dir``; ``history``:
+    the widths earlier chosen waves were decided from), the decision behind a chosen wave."""
     decisions: list[design.Decision] = []
     chooser = None
     if ctx.recipe.precision is not None and runs_dir is not None:
-        chooser = precision_chooser(config, ctx, runs_dir, decisions)
+        chooser = precision_chooser(config, ctx, runs_dir, decisions, history)
     placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, lr_function(config, ctx, law),
                               ctx.fixed_batch, chooser)
     rows, notes = placer.next_wave(table, losses, wave)
@@ -223,8 +223,8 @@ def placed_flops(table: pd.DataFrame) -> float:
     return float(table.loc[table["role"].isin(["sweep", "replicate"]), "achieved_flops"].sum())
 
 
-def precision_chooser(config: dict, ctx: PlanContext, runs_dir: str | Path,
-                      decisions: list[design.Decision]) -> placement.Chooser:
+def precision_chooser(config: dict, ctx: PlanContext, runs_dir: str | Path, decisions: list[design.Decision],
+                      history: list[float | None] = ()) -> placement.Chooser:
     """``sweep.precision``: fit the finished runs as the fit rule does, then :func:`design.decide`."""
     precision = ctx.recipe.precision
 
@@ -235,7 +235,7 @@ def precision_chooser(config: dict, ctx: PlanContext, runs_dir: str | Path,
             result, precision.budget, precision.n_star, placed=sorted({float(b) for b in sweep["budget"]}),
             ladder=[float(b) for b in config["budgets"]], spent=placed_flops(table), cap=ctx.recipe.max_flops,
             sizes_per_budget=ctx.recipe.sizes_per_budget, sizes_per_wave=precision.sizes_per_wave,
-            densifiable=densifiable, loss_goal=precision.loss,
+            densifiable=densifiable, loss_goal=precision.loss, history=history,
         )
         decisions.append(decision)
         return decision
@@ -249,6 +249,11 @@ def wave_design(table: pd.DataFrame, wave: int, decision: design.Decision | None
     return {"wave": wave, "runs": int(len(new)),
             "flops": float(new["achieved_flops"].sum()) if len(new) else 0.0,
             "flops_placed": placed_flops(table), "decision": None if decision is None else decision.to_dict()}
+
+
+def decided_widths(waves: list[dict]) -> list[float | None]:
+    """The N* widths the chosen waves among ``waves`` (design records) were decided from, in order."""
+    return [w["decision"]["width"] for w in waves if (w.get("decision") or {}).get("status") == "add"]
 
 
 def design_record(config: dict, waves: list[dict]) -> dict:
@@ -344,15 +349,17 @@ def calibrate_step(config: dict, table_path: str | Path, runs_dir: str | Path, o
 
 def place_step(
     config: dict, wave: int, law_path: str | Path, previous: str | Path | None, runs_dir: str | Path,
-    out_path: str | Path, design_path: str | Path,
+    out_path: str | Path, design_path: str | Path, previous_designs: list[str | Path] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
     """The place rule: the runs table after ``wave`` (cumulative), from the finished runs of earlier
-    waves, and the wave's design record."""
+    waves (and their design records), and the wave's design record."""
     table = planning.read_runs_table(previous) if previous else planning.as_table([])
     model_cls, dataset, eval_dataset, _ = build_objects(config)
     ctx = plan_context(config, model_cls, dataset, eval_dataset)
     law = json.loads(Path(law_path).read_text())
-    combined, notes, decision = place_wave(config, ctx, law, table, read_losses(table, runs_dir), wave, runs_dir)
+    history = decided_widths([json.loads(Path(p).read_text()) for p in previous_designs])
+    combined, notes, decision = place_wave(config, ctx, law, table, read_losses(table, runs_dir), wave, runs_dir,
+                                           history)
     write_json(wave_design(combined, wave, decision), design_path)
     write_tsv(combined, out_path)
     return combined, notes
@@ -592,8 +599,10 @@ def target_budgets(config: dict) -> list[float]:
     return sorted(targets)
 
 
-def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[ScalingFit, pd.DataFrame, list[str]]:
-    """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings.
+def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
+             waves: list[dict] | None = None) -> tuple[ScalingFit, pd.DataFrame]:
+    """Scaling laws from the finished sweep runs of ``table``: the fit (with ``waves``' design records in
+    its ``design``) and the fitted table.
 
     ``fit.loss_floor`` is resolved here again (the validate rule checked it): the fit rule reads the
     config, not the validated summary, and resolving a reference costs a fraction of a second.
@@ -613,15 +622,48 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[S
     cost = Cost(trained_flops=trained, separate_runs_flops=separate,
                 branched_runs=int((table.get("branch_of", pd.Series(dtype=str)).fillna("") != "").sum()),
                 stable_runs=len({s.stable_id for s in planning.stable_segments(table)}))
-    return replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings), results
+    result = replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings)
+    return replace(result, design=sweep_design(config, table, result, waves)), results
+
+
+def sweep_design(config: dict, table: pd.DataFrame, fit: ScalingFit, waves: list[dict] | None = None) -> dict | None:
+    """``fit.json``'s ``design``: the precision asked for, the waves (their runs, the FLOPs placed after
+    each, the interval of N* at the target each was chosen from) and :func:`design.outlook` at
+    ``sweep.precision``'s budget, else at the largest target budget (None without either)."""
+    recipe = Recipe.from_config(config)
+    precision = recipe.precision
+    targets = target_budgets(config)
+    if precision is None and not targets:
+        return None
+    target = precision.budget if precision is not None else max(targets)
+    sweep = table[table["role"].isin(["sweep", "replicate"])]
+    placed = sorted({float(b) for b in sweep.loc[sweep["role"] == "sweep", "budget"]})
+    outlook = design.outlook(
+        fit, target, None if precision is None else precision.n_star, placed=placed,
+        ladder=[float(b) for b in config["budgets"]], spent=placed_flops(table), cap=recipe.max_flops,
+        sizes_per_budget=recipe.sizes_per_budget,
+        sizes_per_wave=precision.sizes_per_wave if precision is not None else recipe.sizes_per_budget,
+        loss_goal=None if precision is None else precision.loss, history=decided_widths(waves or []),
+    ) if placed else None
+    widths = {w["wave"]: (w.get("decision") or {}).get("width") for w in waves or []}
+    rows = []
+    for wave, runs in sweep.groupby("wave"):
+        rows.append({"wave": int(wave), "runs": int(len(runs)), "flops": float(runs["achieved_flops"].sum()),
+                     "flops_placed": float(sweep.loc[sweep["wave"] <= wave, "achieved_flops"].sum()),
+                     # the interval this wave was chosen from: the fit of the waves before it
+                     "width_before": widths.get(int(wave))})
+    return {"precision": config["sweep"].get("precision"), "max_flops": recipe.max_flops, "target": target,
+            "waves": rows, "outlook": outlook}
 
 
 def fit_step(
     config: dict, runs_path: str | Path, runs_dir: str | Path, fit_json: str | Path, summary_tsv: str | Path,
-    fitted_runs: str | Path,
+    fitted_runs: str | Path, design_json: str | Path | None = None,
 ) -> ScalingFit:
-    """The fit rule: scaling laws from the finished runs, to fit.json, summary.tsv and the fitted table."""
-    result, results = fit_runs(config, planning.read_runs_table(runs_path), runs_dir)
+    """The fit rule: scaling laws from the finished runs, to fit.json, summary.tsv and the fitted table;
+    the plan's ``design_json`` (its waves' decisions) goes into the fit's design record."""
+    waves = json.loads(Path(design_json).read_text())["waves"] if design_json else None
+    result, results = fit_runs(config, planning.read_runs_table(runs_path), runs_dir, waves)
     write_tsv(results, fitted_runs)
     write_fit(result, fit_json, summary_tsv)
     return result

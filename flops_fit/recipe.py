@@ -213,6 +213,11 @@ class Recipe:
                 "batch grows with each run's tokens and no two budgets could share a stable run. Remove "
                 "sweep.steps (the batch law) or set sweep.batch_size"
             )
+        if sweep.get("precision") is not None and sweep["placement"] == "fixed":
+            raise ConfigError(
+                "sweep.precision chooses each wave from the runs before it, but sweep.placement: fixed plans "
+                "every run up front. Set sweep.placement: adaptive (the default) or remove sweep.precision"
+            )
         return cls(
             sizes_per_budget=int(sweep["sizes_per_budget"]), window_span=float(sweep["window_span"]),
             tokens_per_param=float(sweep["tokens_per_param"]), placement=sweep["placement"],

@@ -192,9 +192,15 @@ def print_recommendations(path: str | Path, fit_json: str | Path) -> None:
     out = lines(read_recommendations(path))
     if Path(fit_json).exists():
         fit = read_fit(fit_json)
-        out = (out or no_recommendation(fit)) + [backtest_line(fit.backtest)]
+        out = (out or no_recommendation(fit)) + [backtest_line(fit.backtest)] + design_lines(fit)
     for line in out:
         print(f"flops-fit: {line}", file=sys.stderr)
+
+
+def design_lines(fit: ScalingFit) -> list[str]:
+    """The sweep's outlook (``fit.design``): the precision reached or not, what the next waves would cost."""
+    outlook = (fit.design or {}).get("outlook")
+    return [outlook["message"]] if outlook else []
 
 
 def lines(table: pd.DataFrame) -> list[str]:

@@ -20,7 +20,7 @@ from flops_fit.fitting.summary import (SUMMARY_COLUMNS, backtest_line, fold_rows
                                       uncertainty_line)
 from flops_fit.paths import run_file
 from flops_fit.planning import repetition_warning
-from flops_fit.recommend import lines, no_recommendation
+from flops_fit.recommend import design_lines, lines, no_recommendation
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
 RUN_COLUMNS = ["run_id", "role", "wave", "budget", "size", "params", "tokens", "batch_size", "steps", "epochs", "lr",
@@ -125,6 +125,22 @@ def cost_notes(fit: ScalingFit) -> list[str]:
             "counts its whole token history"]
 
 
+def design_section(fit: ScalingFit) -> str:
+    """The sweep's waves (runs, FLOPs placed, the interval of N* each was chosen from) and its outlook."""
+    record = fit.design
+    if not record or not record.get("waves"):
+        return ""
+    waves = pd.DataFrame(record["waves"]).rename(columns={
+        "flops": "FLOPs", "flops_placed": "FLOPs placed so far", "width_before": "N* interval before (hi/lo)"})
+    precision = record.get("precision")
+    asked = (f"asked for: N* at {precision['budget']:.3g} within x{precision['N_star']:g}"
+             + (f", loss within {precision['loss']:g}" if precision.get("loss") is not None else "")
+             if precision else "the configured ladder (no sweep.precision)")
+    return f"""<h2>Sweep design: {html.escape(asked)}</h2>
+{_notes(design_lines(fit), "decision")}
+{_table(waves)}"""
+
+
 def summary_page(
     fit: ScalingFit, recommendations: pd.DataFrame, outcomes: pd.DataFrame, calibration: dict | None = None,
     retried: pd.DataFrame | None = None,
@@ -146,6 +162,7 @@ def summary_page(
 <p>{html.escape(backtest_line(fit.backtest))}</p>
 {_table(pd.DataFrame(fold_rows(fit.backtest))) if fit.backtest.folds else ""}
 <p>{html.escape(uncertainty_line(fit) or "")}</p>
+{design_section(fit)}
 <h2>Warnings ({len(all_warnings)})</h2>
 {_notes(all_warnings, "warning") or "<p>none</p>"}
 <h2>Recipe: how the learning rate and the noise were measured, and the compute trained</h2>

@@ -53,7 +53,7 @@ def precision_waves(cfg, loss=noisy):
                           placed=sorted(set(sweep["budget"].astype(float))), ladder=list(cfg["budgets"]),
                           spent=float(table["achieved_flops"].sum()), cap=p.recipe.max_flops,
                           sizes_per_budget=p.recipe.sizes_per_budget, sizes_per_wave=prec.sizes_per_wave,
-                          densifiable=densifiable)
+                          densifiable=densifiable, history=[x.width for x in decisions if x.status == "add"])
         decisions.append(d)
         return d
 
@@ -184,3 +184,74 @@ def test_a_tighter_precision_only_adds_runs():
     kept = second.set_index("run_id").loc[first["run_id"]]
     cols = ["budget", "size", "params", "tokens", "lr", "batch_size", "steps"]
     pd.testing.assert_frame_equal(kept[cols].reset_index(drop=True), first[cols].reset_index(drop=True))
+
+
+# ------------------------------------------------------------------------------------------ outlook
+def outlook(three_budgets, goal, target=TARGET, **kw):
+    table, losses = three_budgets
+    return design.outlook(fit_of(table, losses, target), target, goal, placed=[1e12, 4e12, 1.6e13],
+                          ladder=[1e12, 4e12, 1.6e13], spent=float(table["achieved_flops"].sum()),
+                          sizes_per_budget=6, sizes_per_wave=4, **{"cap": None, **kw})
+
+
+def test_an_unreached_goal_gets_the_waves_and_flops_expected_to_reach_it(three_budgets):
+    now = outlook(three_budgets, None)["width"]
+    goal = 1 + (now - 1) / 2  # half the log-ish width: several waves away, within reach of the rungs
+    out = outlook(three_budgets, goal, cap=0.0)
+    assert out["status"] == "cap" and out["reachable"] is True and out["steps"]
+    # the path's last wave is expected to meet the goal, each wave narrowing the interval further
+    widths = [s["expected_width"] for s in out["steps"]]
+    assert widths[-1] <= goal < now and widths == sorted(widths, reverse=True)
+    assert out["flops_more"] == pytest.approx(sum(s["flops"] for s in out["steps"]))
+    assert f"to reach x{goal:g}" in out["message"] and f"{out['flops_more']:.2g} FLOPs more" in out["message"]
+
+
+def test_a_goal_beyond_the_law_error_is_said_out_of_reach(three_budgets):
+    out = outlook(three_budgets, 1.0001, target=2e13)
+    assert out["reachable"] is False and "no sequence of candidate waves" in out["message"]
+
+
+def test_without_a_goal_the_outlook_says_what_one_more_wave_would_buy(three_budgets):
+    out = outlook(three_budgets, None)
+    assert out["status"] == "advice" and len(out["steps"]) == 1
+    assert out["steps"][0]["expected_width"] < out["width"]
+    assert out["message"].startswith("one more wave would buy: add")
+
+
+def test_a_reached_goal_says_what_the_sweep_spent(three_budgets):
+    out = outlook(three_budgets, 1e9)
+    assert out["status"] == "reached" and out["steps"] == [] and "precision reached" in out["message"]
+
+
+def test_a_precision_with_fixed_placement_is_refused_with_the_fix():
+    from flops_fit.errors import ConfigError
+    from flops_fit.recipe import Recipe
+
+    with pytest.raises(ConfigError, match="placement: adaptive"):
+        Recipe.from_config(config(precision={"budget": TARGET, "N_star": 2.0}, placement="fixed"))
+
+
+def test_chosen_waves_that_stopped_narrowing_the_interval_end_the_sweep(three_budgets):
+    table, losses = three_budgets
+    fit = fit_of(table, losses)
+    kw = dict(placed=[1e12, 4e12, 1.6e13], ladder=[1e12, 4e12, 1.6e13], spent=0.0, cap=None, sizes_per_budget=6,
+              sizes_per_wave=4)
+    width = design.decide(fit, TARGET, 1.01, **kw).width
+    narrowing = design.decide(fit, TARGET, 1.01, history=[width * 1.5, width * 1.2], **kw)
+    stalled = design.decide(fit, TARGET, 1.01, history=[width * 0.9, width * 1.1], **kw)
+    assert narrowing.status == "add"
+    assert stalled.status == "no_gain" and "did not narrow it" in stalled.message
+
+
+def test_a_decision_without_an_interval_is_strict_json():
+    import json
+
+    from flops_fit.fitting import fit_table
+
+    N = np.array([1e4, 2e4, 4e4, 8e4, 1.6e5, 3.2e5])
+    one = pd.DataFrame({"N": N, "D": 1e11 / (6 * N), "C": 1e11, "budget": 1e11, "loss": law(N, 1e11 / (6 * N))})
+    fit = fit_table(one, budgets=[1e11], target_budgets=[TARGET], bootstrap=20, seed=0)
+    d = design.decide(fit, TARGET, 2.0, placed=[1e11], ladder=[1e11], spent=0.0, cap=None, sizes_per_budget=6,
+                      sizes_per_wave=4)
+    assert d.status == "add" and d.candidate.kind == "budget"
+    json.dumps(d.to_dict(), allow_nan=False)  # a candidate of unknown width is null, not NaN

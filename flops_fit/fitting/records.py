@@ -330,6 +330,9 @@ class ScalingFit:
     cost: Cost | None = None
     #: what the intervals are made of: law errors measured by the backtest, run noise, degenerate draws
     uncertainty: dict | None = None
+    #: the sweep's design (filled by the workflow's fit): the precision asked for, each wave's runs, FLOPs
+    #: and interval, and the outlook (reached or not, what the next waves would cost); flops_fit.design
+    design: dict | None = None
 
     @property
     def ci_level(self) -> float:
@@ -361,6 +364,7 @@ class ScalingFit:
             warnings=tuple(data.get("warnings") or ()),
             cost=Cost.from_dict(data.get("cost")),
             uncertainty=data.get("uncertainty"),
+            design=data.get("design"),
         )
 
 

@@ -81,6 +81,8 @@ def wave_inputs(wildcards):
         table = wave_table(wave - 1)
         inputs["previous"] = checkpoints.place.get(wave=wave - 1).output.runs
         inputs["metrics"] = metrics_of(table[table["wave"] == wave - 1])
+        # the earlier waves' decisions: a sweep.precision sweep stops when its chosen waves stall
+        inputs["designs"] = [checkpoints.place.get(wave=w).output.design for w in range(wave)]
     return inputs
 
 

@@ -2,6 +2,8 @@ rule fit:
     input:
         runs=RESULTS.runs_table,
         metrics=all_metrics,
+        # the waves' decisions (sweep.precision), for fit.json's design record
+        design=RESULTS.design,
     output:
         fit=RESULTS.fit,
         summary=RESULTS.fit_summary,

@@ -10,6 +10,7 @@ try:
     table, warnings = place_step(
         read_validated(snakemake.input.config), wave, snakemake.input.lr, snakemake.input.get("previous"),
         snakemake.params.runs_dir, snakemake.output.runs, snakemake.output.design,
+        snakemake.input.get("designs", []),
     )
 except (ConfigError, TypeError, ValueError) as error:
     fail(log, f"placement wave {wave}", error)
