@@ -109,7 +109,8 @@ def precision_sweep(law, shift, base: cov.Design, target: float, goal: float, st
                        spent=flops(rows + reps), cap=None, sizes_per_budget=base.sizes_per_budget,
                        sizes_per_wave=sizes_per_wave, history=history)
         if d.status != "add" or waves >= 12:
-            return {"fit": fit, "flops": flops(rows + reps), "status": d.status, "waves": waves,
+            status = "stalled" if d.status == "no_gain" and "did not narrow" in d.message else d.status
+            return {"fit": fit, "flops": flops(rows + reps), "status": status, "waves": waves,
                     "runs": len(rows) + len(reps)}
         history.append(d.width)
         c = d.candidate

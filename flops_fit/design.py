@@ -329,14 +329,13 @@ def decide(fit, target: float, goal: float | None, *, placed: list[float], ladde
                         f"no N* interval at {target:.3g} yet (fewer than 2 budgets pin the power law): "
                         f"add budget {C:.3g} ({sizes_per_budget} sizes, about {cand.flops:.2g} FLOPs)")
     seen = [w for w in history if w is not None] + ([width] if width is not None else [])
-    if not n_reached and len(seen) > STALL_WAVES and math.log(min(seen[-STALL_WAVES:])) > (1 - MIN_GAIN) * math.log(min(seen[:-STALL_WAVES])):
-        trail = " -> ".join(f"x{w:.2f}" for w in seen[-STALL_WAVES - 1:])
-        return decision("no_gain", None, f"N* interval at {target:.3g} is {shown}; the last {STALL_WAVES} waves did not "
-                                         f"narrow it ({trail}): the profiles' misfit or the law's own error dominates")
+    stalled = (not n_reached and len(seen) > STALL_WAVES
+               and math.log(min(seen[-STALL_WAVES:])) > (1 - MIN_GAIN) * math.log(min(seen[:-STALL_WAVES])))
     options = candidates(design, target, placed, ladder, sizes_per_budget, sizes_per_wave, densifiable)
     now = design.width(target)
+    above = [c for c in options if c.kind == "budget" and c.C > max(placed) * (1 + 1e-9)]
     if n_reached:  # the loss is what is missing: move the largest budget toward the target
-        above = sorted((c for c in options if c.kind == "budget" and c.C > max(placed)), key=lambda c: c.flops)
+        above.sort(key=lambda c: c.flops)
         if not above:
             return decision("no_gain", None, f"N* at {target:.3g} is within x{goal:g} but the loss interval "
                                              f"({lw:.3g}) is not within {loss_goal:g}, and no budget is left below the target")
@@ -345,14 +344,21 @@ def decide(fit, target: float, goal: float | None, *, placed: list[float], ladde
                                              f"the next rung ({above[0].describe()}) would pass sweep.max_flops")
         return decision("add", above[0], f"N* interval at {target:.3g} is {shown}, the loss interval {lw:.3g} > "
                                          f"{loss_goal:g}: {above[0].describe()}")
+    stall = ""
+    if stalled:  # cheap waves stopped paying: only a budget nearer the target (less extrapolation) is left
+        options = above
+        stall = (f"the last {STALL_WAVES} waves did not narrow it ({' -> '.join(f'x{w:.2f}' for w in seen[-STALL_WAVES - 1:])})"
+                 ", so only a budget above is tried; ")
     best = best_candidate(options, now)
     if best is None:
-        return decision("no_gain", None, f"N* interval at {target:.3g} is {shown}; no candidate wave narrows it "
-                                         f"by {MIN_GAIN:.0%} or more (the law's own error dominates)")
+        why = ("no budget above narrows it" if stalled
+               else f"no candidate wave narrows it by {MIN_GAIN:.0%} or more")
+        return decision("no_gain", None, f"N* interval at {target:.3g} is {shown}; {stall}{why} "
+                                         "(the law's own error dominates)")
     if goal is None:
         return decision("advice", best, f"N* interval at {target:.3g} is {shown}; the next wave that buys the most "
                                         f"per FLOP: {best.describe()}")
     if not affordable(best):
         return decision("cap", best, f"N* interval at {target:.3g} is {shown}, goal x{goal:g}; the next wave "
                                      f"({best.describe()}) would pass sweep.max_flops")
-    return decision("add", best, f"N* interval at {target:.3g} is {shown}, goal x{goal:g}: {best.describe()}")
+    return decision("add", best, f"N* interval at {target:.3g} is {shown}, goal x{goal:g}: {stall}{best.describe()}")

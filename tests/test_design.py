@@ -231,16 +231,22 @@ def test_a_precision_with_fixed_placement_is_refused_with_the_fix():
         Recipe.from_config(config(precision={"budget": TARGET, "N_star": 2.0}, placement="fixed"))
 
 
-def test_chosen_waves_that_stopped_narrowing_the_interval_end_the_sweep(three_budgets):
+def test_chosen_waves_that_stopped_narrowing_leave_only_a_budget_above_then_end_the_sweep(three_budgets):
     table, losses = three_budgets
-    fit = fit_of(table, losses)
     kw = dict(placed=[1e12, 4e12, 1.6e13], ladder=[1e12, 4e12, 1.6e13], spent=0.0, cap=None, sizes_per_budget=6,
               sizes_per_wave=4)
+    fit = fit_of(table, losses)
     width = design.decide(fit, TARGET, 1.01, **kw).width
     narrowing = design.decide(fit, TARGET, 1.01, history=[width * 1.5, width * 1.2], **kw)
     stalled = design.decide(fit, TARGET, 1.01, history=[width * 0.9, width * 1.1], **kw)
     assert narrowing.status == "add"
-    assert stalled.status == "no_gain" and "did not narrow it" in stalled.message
+    assert stalled.status == "add" and "did not narrow it" in stalled.message
+    assert stalled.candidate.kind == "budget" and stalled.candidate.C > 1.6e13
+    # just beyond the largest budget no rung above fits below the target: the stalled sweep ends
+    near = fit_of(table, losses, 2e13)
+    width = design.decide(near, 2e13, 1.01, **kw).width
+    ended = design.decide(near, 2e13, 1.01, history=[width * 0.9, width * 1.1], **kw)
+    assert ended.status == "no_gain" and "no budget above narrows it" in ended.message
 
 
 def test_a_decision_without_an_interval_is_strict_json():

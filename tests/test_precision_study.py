@@ -30,7 +30,7 @@ def test_the_precision_sweep_stops_within_its_goal_beside_fixed_ladders(study):
         "chinchilla", trial, base, [(4, 6), (6, 6)], target=1e14, goal=goal, start=3, sizes_per_wave=4,
         noise=0.005, bootstrap=100)])
     mine = records[records["design"] == "precision"]
-    assert set(mine["status"]) <= {"reached", "no_gain"} and len(mine) == 2
+    assert set(mine["status"]) <= {"reached", "no_gain", "stalled"} and len(mine) == 2
     reached = mine[mine["status"] == "reached"]
     assert (reached["width"] <= goal).all()
     # the chosen sweep starts from 3 of the 4 default budgets: it never spends less than those

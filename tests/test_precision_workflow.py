@@ -43,7 +43,7 @@ def test_a_precision_sweep_stops_at_its_cap_and_a_larger_cap_only_adds_runs(test
     assert finished_runs(workdir) == before  # nothing retrained, nothing added
     outcome = json.loads((workdir / "results" / "plan" / "design.json").read_text())["outcome"]
     assert outcome["status"] == "cap" and outcome["candidate"]["flops"] > spent * 0.01
-    fit = json.loads((workdir / "results" / "fit.json").read_text())
+    fit = json.loads((workdir / "results" / "fit" / "fit.json").read_text())
     outlook = fit["design"]["outlook"]
     assert outlook["status"] == "cap" and outlook["steps"] and "precision not reached (cap)" in outlook["message"]
     assert f"flops-fit: {outlook['message']}" in first.stderr  # the console's last lines
@@ -53,11 +53,11 @@ def test_a_precision_sweep_stops_at_its_cap_and_a_larger_cap_only_adds_runs(test
     # 2. --dry-run with a larger cap shows the next wave's place job; the run adds only new runs
     with_precision(workdir, spent * 4)
     dry = snakemake(workdir, "--dry-run")
-    assert dry.returncode == 0 and "rule place:" in dry.stdout, dry.stdout[-3000:]
+    assert dry.returncode == 0 and "checkpoint place:" in dry.stdout and "wave=" in dry.stdout, dry.stdout[-3000:]
     second = snakemake(workdir)
     assert second.returncode == 0, second.stderr[-4000:]
     after = finished_runs(workdir)
     assert {k: after[k] for k in before} == before and len(after) > len(before)
     assert spent < placed_flops(workdir) <= spent * 4
-    record = json.loads((workdir / "results" / "fit.json").read_text())["design"]
+    record = json.loads((workdir / "results" / "fit" / "fit.json").read_text())["design"]
     assert record["waves"][-1]["width_before"] is not None  # a chosen wave records the interval it narrowed
