@@ -213,6 +213,9 @@ def place_wave(
         combined = new.reset_index(drop=True)
     combined = planning.assign_branches(combined, set(new["run_id"]), ctx.recipe, config["budgets"])
     combined = planning.with_epochs(combined, dataset_samples(ctx.train_data))
+    if wave == 0 and ctx.recipe.precision is not None and ctx.recipe.max_flops is None:
+        notes = notes + [f"sweep.precision without sweep.max_flops: a goal the sweep cannot reach keeps adding budgets "
+                         f"toward {ctx.recipe.precision.budget:.3g}; set sweep.max_flops to cap what it spends"]
     return combined, notes + ctx.catalog.notes, decisions[-1] if decisions else None
 
 
