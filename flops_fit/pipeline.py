@@ -109,7 +109,7 @@ def first_window(config: dict, ctx: PlanContext) -> tuple[list, list[str]]:
     placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, calibration.lr_rule(ctx.recipe, ctx.catalog),
                               ctx.fixed_batch)
     budget = min(float(b) for b in config["budgets"])
-    return placer.window(budget, ctx.recipe.expected_optimal_params(budget))
+    return placer.window(budget, placer.first_center(budget))
 
 
 def loader_batch_notes(config: dict, ctx: PlanContext) -> list[str]:
@@ -308,7 +308,7 @@ def cost_estimate(
         ladder = ladder[: ctx.recipe.precision.start_budgets]
     for budget in ladder:
         if not any(math.isclose(budget, b, rel_tol=1e-9) for b in placed):
-            sizes, _ = placer.window(budget, ctx.recipe.expected_optimal_params(budget))
+            sizes, _ = placer.window(budget, placer.first_center(budget))
             later_flops += len(sizes) * budget
             later_runs += len(sizes)
     if ctx.recipe.seed_replicates and not (first["role"] == "replicate").any():
@@ -363,12 +363,13 @@ def plan_step(
     design_paths: list[str | Path] = (), design_out: str | Path | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The plan rule: every planned run (the last wave's table), which of them repeat data (one line for
-    all of them) and which budgets stayed unbracketed; the waves' design records to ``design_out``."""
+    all of them), how far 6N is off their FLOPs per token (one line) and which budgets stayed
+    unbracketed; the waves' design records to ``design_out``."""
     table = planning.read_runs_table(wave_path)
     if design_out is not None:
         write_json(design_record(config, [json.loads(Path(p).read_text()) for p in design_paths]), design_out)
     write_tsv(table, out_path)
-    return table, (planning.repetition_warning(table)
+    return table, (planning.repetition_warning(table) + planning.six_n_warning(table)
                    + placement.unbracketed(sweep_budgets(config, table), table, read_losses(table, runs_dir)))
 
 
