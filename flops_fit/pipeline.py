@@ -25,6 +25,7 @@ from flops_fit.data import dataset_samples
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
+from flops_fit.fitting.flops_curve import FlopsCurve
 from flops_fit.fitting.records import Cost
 from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
@@ -596,6 +597,9 @@ def target_budgets(config: dict) -> list[float]:
 def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[ScalingFit, pd.DataFrame, list[str]]:
     """Scaling laws from the finished sweep runs of ``table``: the fit, the fitted table, its warnings.
 
+    The frontier and every D* use each size's FLOPs per token from ``table`` (:class:`FlopsCurve`), the
+    FLOPs its budgets were spent in.
+
     ``fit.loss_floor`` is resolved here again (the validate rule checked it): the fit rule reads the
     config, not the validated summary, and resolving a reference costs a fraction of a second.
     """
@@ -606,6 +610,7 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path) -> tuple[S
         bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
         noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
         recommend_from=fit["recommend_from"], n_convention=N_CONVENTION, loss_floor=loss_floor(config),
+        flops_per_token=FlopsCurve.from_runs(table),
     )
     noise = result.noise
     if noise.sd is not None:

@@ -89,6 +89,9 @@ class ParametricFit:
     #: the known lower bound on the loss that E was searched above (None: no floor); every loss the law
     #: predicts is then at least this. Absent from a fit.json written before the option: None
     loss_floor: float | None = None
+    #: each size's FLOPs per token the frontier was solved with ({"N": [...], "flops_per_token": [...]},
+    #: :class:`~.flops_curve.FlopsCurve`); None: C = flops_per_param_token·N·D (a table without them)
+    flops_per_token: dict | None = None
 
     def loss(self, N: Any, D: Any) -> Any:
         """The law's loss at (N, D) (scalars or numpy arrays)."""
