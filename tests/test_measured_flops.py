@@ -172,6 +172,7 @@ def test_the_fit_and_recommendation_use_each_sizes_flops_and_old_tables_keep_one
     p = fit.predictions[0]
     curve = FlopsCurve.from_runs(table)
     assert p.D == pytest.approx(p.C / np.exp(curve.ln_per_token(np.log(p.N))), rel=1e-9)
+    assert fit.parametric.tokens_at(p.C, p.N) == pytest.approx(p.D, rel=1e-9)  # the plots' isoFLOP lines
     for e in fit.isoflop.per_budget:
         assert e.D_opt * np.exp(curve.ln_per_token(np.log(e.N_opt))) == pytest.approx(e.C, rel=1e-9)
 
@@ -179,4 +180,5 @@ def test_the_fit_and_recommendation_use_each_sizes_flops_and_old_tables_keep_one
     k = old.parametric.flops_per_param_token
     assert old.parametric.flops_per_token is None
     assert old.predictions[0].D == pytest.approx(p.C / (k * old.predictions[0].N), rel=1e-9)
+    assert old.parametric.tokens_at(p.C, old.predictions[0].N) == pytest.approx(old.predictions[0].D, rel=1e-9)
     assert abs(math.log(old.predictions[0].D / p.D)) > 0.05  # one k misplaces D* when the cost varies

@@ -22,6 +22,8 @@ import numpy as np
 
 from flops_fit.io import write_json
 
+from .flops_curve import FlopsCurve
+
 Interval = tuple[float, float] | None
 
 
@@ -96,6 +98,14 @@ class ParametricFit:
     def loss(self, N: Any, D: Any) -> Any:
         """The law's loss at (N, D) (scalars or numpy arrays)."""
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
+
+    def tokens_at(self, C: float, N: np.ndarray) -> np.ndarray:
+        """D that spends C at sizes N, in the FLOPs the frontier was solved in (the isoFLOP lines of a plot)."""
+        if self.flops_per_token is None:
+            return C / (self.flops_per_param_token * np.asarray(N, float))
+        curve = FlopsCurve.from_sizes(np.asarray(self.flops_per_token["N"]),
+                                      np.asarray(self.flops_per_token["flops_per_token"]))
+        return C / np.exp(curve.ln_per_token(np.log(N)))
 
     @classmethod
     def from_dict(cls, data: dict) -> ParametricFit:
