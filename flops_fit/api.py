@@ -263,6 +263,7 @@ def find_optimal(
             torch.set_num_threads(torch_threads)
     write_tsv(table, out.runs_table)
     warnings += _logged(planning.repetition_warning(table))  # one line for the whole sweep
+    warnings += _logged(planning.six_n_warning(table))
     warnings += _logged(placement.unbracketed(pipeline.sweep_budgets(config, table), table,
                                               pipeline.read_losses(table, out.runs_dir)))
     # 3. fit, recommend, plot

@@ -25,6 +25,7 @@ from flops_fit.data import dataset_samples
 from flops_fit.batch_format import BatchFormat
 from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
+from flops_fit.fitting.flops_curve import FlopsCurve
 from flops_fit.fitting.records import Cost
 from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
@@ -109,7 +110,7 @@ def first_window(config: dict, ctx: PlanContext) -> tuple[list, list[str]]:
     placer = placement.Placer(ctx.recipe, config["budgets"], ctx.catalog, calibration.lr_rule(ctx.recipe, ctx.catalog),
                               ctx.fixed_batch)
     budget = min(float(b) for b in config["budgets"])
-    return placer.window(budget, ctx.recipe.expected_optimal_params(budget))
+    return placer.window(budget, placer.first_center(budget))
 
 
 def loader_batch_notes(config: dict, ctx: PlanContext) -> list[str]:
@@ -316,7 +317,7 @@ def cost_estimate(
         ladder = ladder[: ctx.recipe.precision.start_budgets]
     for budget in ladder:
         if not any(math.isclose(budget, b, rel_tol=1e-9) for b in placed):
-            sizes, _ = placer.window(budget, ctx.recipe.expected_optimal_params(budget))
+            sizes, _ = placer.window(budget, placer.first_center(budget))
             later_flops += len(sizes) * budget
             later_runs += len(sizes)
     if ctx.recipe.seed_replicates and not (first["role"] == "replicate").any():
@@ -373,12 +374,13 @@ def plan_step(
     design_paths: list[str | Path] = (), design_out: str | Path | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The plan rule: every planned run (the last wave's table), which of them repeat data (one line for
-    all of them) and which budgets stayed unbracketed; the waves' design records to ``design_out``."""
+    all of them), how far 6N is off their FLOPs per token (one line) and which budgets stayed
+    unbracketed; the waves' design records to ``design_out``."""
     table = planning.read_runs_table(wave_path)
     if design_out is not None:
         write_json(design_record(config, [json.loads(Path(p).read_text()) for p in design_paths]), design_out)
     write_tsv(table, out_path)
-    return table, (planning.repetition_warning(table)
+    return table, (planning.repetition_warning(table) + planning.six_n_warning(table)
                    + placement.unbracketed(sweep_budgets(config, table), table, read_losses(table, runs_dir)))
 
 
@@ -607,6 +609,9 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
     """Scaling laws from the finished sweep runs of ``table``: the fit (with ``waves``' design records in
     its ``design``) and the fitted table.
 
+    The frontier and every D* use each size's FLOPs per token from ``table`` (:class:`FlopsCurve`), the
+    FLOPs its budgets were spent in.
+
     ``fit.loss_floor`` is resolved here again (the validate rule checked it): the fit rule reads the
     config, not the validated summary, and resolving a reference costs a fraction of a second.
     """
@@ -617,6 +622,7 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
         bootstrap=fit["bootstrap"], seed=fit["seed"], degree=fit["degree"], huber_delta=fit["huber_delta"],
         noise_sd=replicate_noise(table, read_losses(table, runs_dir)),
         recommend_from=fit["recommend_from"], n_convention=N_CONVENTION, loss_floor=loss_floor(config),
+        flops_per_token=FlopsCurve.from_runs(table),
     )
     noise = result.noise
     if noise.sd is not None:

@@ -79,9 +79,10 @@ def read_profile(budget: float, rows: pd.DataFrame, losses: dict[str, float]) ->
     return Profile(budget, True, None, float(np.exp(fit.lnN[0])), best, "bracketed")
 
 
-def predicted_center(budget: float, settled: list[Profile], tokens_per_param: float) -> float:
+def predicted_center(budget: float, settled: list[Profile], tokens_per_param: float,
+                     rule_of_thumb: Callable[[float], float] | None = None) -> float:
     """Expected N* at ``budget``: a power law through the optima below, else C^0.5 from the nearest,
-    else the rule of thumb."""
+    else the rule of thumb (``rule_of_thumb(budget)`` when given: the catalog's own FLOPs, else 6N)."""
     optima = [(p.budget, p.n_opt) for p in settled if p.n_opt is not None]
     if len(optima) >= 2:
         lnC, lnN = np.log([c for c, _ in optima]), np.log([n for _, n in optima])
@@ -92,6 +93,8 @@ def predicted_center(budget: float, settled: list[Profile], tokens_per_param: fl
     )
     if anchor is not None:
         return anchor[1] * math.sqrt(budget / anchor[0])
+    if rule_of_thumb is not None:
+        return rule_of_thumb(budget)
     return recipe.expected_optimal_params(budget, tokens_per_param)
 
 
@@ -120,6 +123,11 @@ class Placer:
         placed = {float(b) for b in sweep_rows["budget"]} if len(sweep_rows) else set()
         start = self.budgets[: self.recipe.precision.start_budgets]
         return sorted(set(start) | {b for b in placed if not any(math.isclose(b, s, rel_tol=1e-9) for s in start)})
+
+    def first_center(self, budget: float) -> float:
+        """Where a budget's window is centred when nothing is known yet: ``sweep.tokens_per_param`` in
+        the sizes' own FLOPs per token (:meth:`SizeCatalog.expected_optimal_params`)."""
+        return self.catalog.expected_optimal_params(budget, self.recipe.tokens_per_param)
 
     # -- rows -----------------------------------------------------------------------------------------
     def _rows(self, budget: float, sizes: list, wave: int, role: str = "sweep",
@@ -208,7 +216,7 @@ class Placer:
         if decision.status != "add" or cand is None:
             return [], []
         if cand.kind == "budget":
-            sizes, more = self.window(cand.C, predicted_center(cand.C, settled, self.recipe.tokens_per_param))
+            sizes, more = self.window(cand.C, predicted_center(cand.C, settled, self.recipe.tokens_per_param, self.first_center))
         else:
             sizes, more = self.densify(cand.C, self._rows_of(sweep_rows, cand.C), centers[cand.C]), []
         new, more_rows = self._rows(cand.C, sizes, wave)
@@ -230,7 +238,7 @@ class Placer:
         for budget in self.active_budgets(sweep_rows):
             rows = self._rows_of(sweep_rows, budget)
             if not len(rows):
-                center = predicted_center(budget, settled, self.recipe.tokens_per_param)
+                center = predicted_center(budget, settled, self.recipe.tokens_per_param, self.first_center)
                 sizes, more = self.window(budget, center)
                 new, more_rows = self._rows(budget, sizes, wave)
                 return pending[0] + new, pending[1] + notes + more + more_rows
@@ -262,7 +270,7 @@ class Placer:
     def _fixed(self, wave: int) -> Wave:
         rows, notes = [], []
         for budget in self.budgets:
-            center = self.recipe.expected_optimal_params(budget)
+            center = self.first_center(budget)
             sizes, more = self.window(budget, center)
             new, more_rows = self._rows(budget, sizes, wave)
             rows += new

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit.recipe import Recipe
+from flops_fit.recipe import Recipe, expected_optimal_params
 from flops_fit.flops import flops_per_token, matmul_params, total_params
 from flops_fit.io import as_written
 from flops_fit.knob import ParamCounter, as_size, closest_size
@@ -26,7 +26,7 @@ from flops_fit.model_contract import default_probe_sizes, instantiate
 #: Column order of results/plan/runs.tsv (documented in docs/architecture.md).
 RUN_COLUMNS = [
     "run_id", "budget", "size_param", "size", "params", "params_total", "flops_per_token",
-    "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "epochs", "lr", "warmup_steps",
+    "flops_per_token_6n", "flops_convention", "tokens_per_sample", "batch_size", "steps", "tokens", "epochs", "lr", "warmup_steps",
     "planned_flops", "achieved_flops", "seed", "role", "wave", "branch_of", "branch_step",
 ]
 #: a branched run (``sweep.reuse: branches``): the stable run it continues (empty: a standalone run)
@@ -39,15 +39,26 @@ STABLE_KEYS = ("size_param", "size", "params", "flops_per_token", "tokens_per_sa
 #: recommended size or a neighbour of it, trained to check the prediction (flops_fit.verify; never fitted)
 ROLES = ("sweep", "replicate", "calibration", "verify")
 #: bookkeeping columns that say when or why a run was planned, not how it trains; ``epochs`` is
-#: derived from the data's size (:func:`with_epochs`), so tables from before it keep their runs
-BOOKKEEPING = ("role", "wave", "epochs")
+#: derived from the data's size (:func:`with_epochs`) and ``flops_per_token_6n`` from ``params``, so
+#: tables from before them keep their runs
+BOOKKEEPING = ("role", "wave", "epochs", "flops_per_token_6n")
+#: 6N is called off when it differs from the measured FLOPs per token by more than this share
+SIX_N_TOLERANCE = 0.10
+#: fixed-point steps of :meth:`SizeCatalog.expected_optimal_params` (k(N) varies slowly: 3 settle it)
+CENTRE_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
 class SizeInfo:
     params: int
     params_total: int
+    #: under the sweep's convention: what its budgets are spent in
     flops_per_token: float
+
+    @property
+    def flops_per_token_6n(self) -> float:
+        """The literature's 6N, recorded beside the convention's count so the two can be compared."""
+        return 6.0 * self.params
 
 
 def run_id(budget: float, size_param: str, size: float, suffix: str = "") -> str:
@@ -113,6 +124,19 @@ class SizeCatalog:
             self._info.update(described)
             self.notes += notes
         return self._info[size]
+
+    def expected_optimal_params(self, budget: float, tokens_per_param: float) -> float:
+        """The N that spends ``budget`` at ``tokens_per_param`` tokens per parameter in this catalog's
+        FLOPs: C = k(N)·r·N², k(N) the FLOPs per parameter-token of the size nearest N (6 under 6N).
+
+        Measured FLOPs per token exceed 6N most at small sizes (the shipped GPT: 1.41x at d_model 18),
+        so centring on sqrt(C / 6r) would put a first window on models too big for its budget.
+        """
+        n = expected_optimal_params(budget, tokens_per_param)
+        for _ in range(CENTRE_ITERATIONS):
+            info = self.info(self.size_for(n))
+            n = expected_optimal_params(budget, tokens_per_param, info.flops_per_token / info.params)
+        return n
 
     def candidates(self) -> dict[int | float, int]:
         """{size: N} of the given sizes (empty when the planner searches the knob)."""
@@ -180,6 +204,7 @@ def plan_row(
         "params": info.params,
         "params_total": info.params_total,
         "flops_per_token": info.flops_per_token,
+        "flops_per_token_6n": info.flops_per_token_6n,
         "flops_convention": recipe.flops_per_token,
         "tokens_per_sample": tokens_per_sample,
         "batch_size": batch,
@@ -235,6 +260,31 @@ def repetition_warning(table: pd.DataFrame, what: str = "runs") -> list[str]:
         f"{samples:,} training samples ({names}), at C = {budgets}; a repeated sample is worth less than a "
         "fresh one, so these runs' losses are higher than fresh data would give: the largest budgets "
         "need more data (or lower budgets)"
+    ]
+
+
+def six_n_warning(table: pd.DataFrame) -> list[str]:
+    """One line when 6N is more than :data:`SIX_N_TOLERANCE` off the FLOPs per token the runs are
+    planned in (for any planned size), with the range of the ratio, or none.
+
+    Budgets, N* and the exponents are in the convention's FLOPs; a reader comparing them with a
+    published 6N law needs to know how far apart the two counts are, and at which sizes (issue 25:
+    the shipped GPT is 1.41x 6N at d_model 18, a ViT on digits 10-14x).
+    """
+    if "flops_per_token_6n" not in table.columns or not len(table):
+        return []
+    sizes = table.drop_duplicates("size").sort_values("params")
+    ratio = sizes["flops_per_token"].astype(float) / sizes["flops_per_token_6n"].astype(float)
+    if not ((ratio - 1).abs() > SIX_N_TOLERANCE).any():
+        return []
+    param = sizes["size_param"].iloc[0]
+    lo, hi = ratio.idxmin(), ratio.idxmax()
+    return [
+        f"flops_per_token: the runs' FLOPs per token ({sizes['flops_convention'].iloc[0]}) are "
+        f"{ratio[lo]:.3g}x to {ratio[hi]:.3g}x 6N ({param}={as_size(sizes.loc[lo, 'size'])} and "
+        f"{param}={as_size(sizes.loc[hi, 'size'])}), more than {SIX_N_TOLERANCE:.0%} off: budgets, N* and the "
+        "exponents are in these FLOPs, not in 6N units. Compare with 6N laws from the literature through the "
+        "runs table's flops_per_token_6n column, or set sweep.flops_per_token: 6N"
     ]
 
 

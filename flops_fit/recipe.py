@@ -269,10 +269,6 @@ class Recipe:
                 return list(sizes)
         return None
 
-    def expected_optimal_params(self, budget: float) -> float:
-        """The N a budget's first window is centred on when nothing is known yet (``tokens_per_param``)."""
-        return expected_optimal_params(budget, self.tokens_per_param)
-
     def learning_rate(self, params: int, reference_params: float) -> float:
         """The configured lr rule (before any calibration): lr · (N / N_ref)^lr_exponent."""
         return learning_rate(params, reference_params, self.lr, self.lr_exponent)

@@ -47,7 +47,7 @@ def config(budgets=(2e5, 6e5), **sweep) -> dict:
         "dataset": {"target": "d:D"}, "loss": {"target": "l:L"}, "eval_dataset": {"samples": 50},
         "budgets": list(budgets), "target_budgets": [1e8],
         "sweep": {"sizes_per_budget": 5, "placement": "fixed", "lr_calibration": {"enabled": False},
-                  "seed_replicates": 0, **sweep},
+                  "seed_replicates": 0, "flops_per_token": "6N", **sweep},  # 6N: counted without example inputs
     })
 
 
@@ -119,7 +119,7 @@ def test_find_optimal_records_epochs_and_says_once_that_runs_repeat_data(tmp_pat
         MLP, "width", {}, pairs(250), nn.MSELoss(), [2e5, 6e5], sizes=[8, 16, 24, 32, 48], target_budgets=[1e8],
         eval_samples=50, output_dir=tmp_path, progress=False,
         sweep={"steps": 20, "sizes_per_budget": 5, "lr": 0.01, "lr_reference_size": 8, "placement": "fixed",
-               "lr_calibration": {"enabled": False}, "seed_replicates": 0},
+               "lr_calibration": {"enabled": False}, "seed_replicates": 0, "flops_per_token": "6N"},
         fit={"bootstrap": 10, "recommend_from": "parametric"},
     )
     assert result.runs["epochs"].tolist() == pytest.approx(

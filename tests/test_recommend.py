@@ -96,8 +96,8 @@ def config_for(**sweep) -> dict:
     return prepare_config({
         "model": {"class": "x:DivisibleMLP", "size_param": "width", "sizes": [16, 24, 32, 48], "kwargs": {}},
         "dataset": {"target": "x:data"}, "loss": {"target": "x:loss"},
-        "budgets": [1e6, 3e6], "target_budgets": [1e9], "sweep": sweep,
-    })
+        "budgets": [1e6, 3e6], "target_budgets": [1e9], "sweep": {"flops_per_token": "6N", **sweep},
+    })  # 6N: these recommendations are counted without example inputs
 
 
 FIT = {

@@ -21,6 +21,7 @@ from scipy.stats import chi2
 
 from . import isoflop
 from .bootstrap import ci_pair as _ci
+from .flops_curve import FlopsCurve
 
 #: above this share of degenerate draws an interval is not reported (it would describe a different sweep)
 DEGENERATE_MAX = 0.5
@@ -46,7 +47,7 @@ class Profiles:
     """The sweep's budgets (G) with point optima and R parametric-bootstrap draws of each optimum."""
 
     C: np.ndarray
-    #: each budget's FLOPs per parameter-token (D* = C / (k N*))
+    #: each budget's FLOPs per parameter-token at its optimum (D* = C / (k N*))
     k: np.ndarray
     lnN: np.ndarray
     loss: np.ndarray
@@ -64,6 +65,14 @@ class Profiles:
     #: deviate per draw and budget (R, G) and a uniform per draw (R,) for the scatter's own doubt
     scatter_z: np.ndarray | None = None
     scatter_u: np.ndarray | None = None
+    #: each size's FLOPs per token: D* = C / fpt(N*) wherever N* is drawn; None: each budget's ``k``
+    curve: FlopsCurve | None = None
+
+    def ln_k(self, lnN: np.ndarray) -> np.ndarray:
+        """ln FLOPs per parameter-token at optima ``lnN`` (..., G): the size's own, or each budget's k."""
+        if self.curve is None:
+            return np.broadcast_to(np.log(self.k), np.shape(lnN))
+        return self.curve.ln_per_param(lnN)
 
     def scatter_draws(self, use: np.ndarray) -> np.ndarray:
         """(R, G) deviations of each budget's optimum from the power law, at the scatter the budgets in
@@ -92,7 +101,7 @@ class Profiles:
             return np.empty(0), np.empty(0), 1.0
         y = (self.draws_lnN + self.scatter_draws(use))[ok]
         if of == "D":
-            y = self.lnC - np.log(self.k) - y
+            y = self.lnC - self.ln_k(y) - y
         a, lnk = isoflop.power_law(self.lnC, y, self.sig, np.broadcast_to(use, y.shape))
         return a, lnk, float(1 - ok.mean())
 
@@ -148,14 +157,17 @@ class Scatter:
                 "prior_sd": SCATTER_PRIOR[0], "prior_weight": SCATTER_PRIOR[1]}
 
 
-def _entries(lnN, L, C, N, D, group, degree, noise_sd) -> list[tuple[np.ndarray, dict, isoflop.ProfileFit]]:
-    """(row indices, per-budget entry, point fit) per isoFLOP group at one degree."""
+def _entries(lnN, L, C, N, D, group, degree, noise_sd,
+             curve: FlopsCurve | None = None) -> list[tuple[np.ndarray, dict, isoflop.ProfileFit]]:
+    """(row indices, per-budget entry, point fit) per isoFLOP group at one degree; ``k`` is the FLOPs per
+    parameter-token at the optimum (``curve``'s, else the group's median C / (N·D))."""
     out = []
     for g in np.unique(group[np.isfinite(group)]):
         idx = np.flatnonzero(group == g)
         pt = isoflop.fit_profile(lnN[idx], L[idx], np.ones((1, idx.size)), degree, with_sigma=True, noise_sd=noise_sd)
-        kg = float(np.median(C[idx] / (N[idx] * D[idx])))
         n_opt = float(np.exp(pt.lnN[0])) if np.isfinite(pt.lnN[0]) else None
+        kg = (float(np.median(C[idx] / (N[idx] * D[idx]))) if curve is None or n_opt is None
+              else float(np.exp(curve.ln_per_param(np.log(n_opt)))))
         out.append((idx, {
             "C": float(g), "N_opt": n_opt, "D_opt": None if n_opt is None else float(g / (kg * n_opt)),
             "loss_opt": float(pt.loss[0]) if np.isfinite(pt.loss[0]) else None,
@@ -256,19 +268,20 @@ def draw_noise(lnN, L, entries, degree: int, noise_sd: float | None, rng: np.ran
 
 
 def fit_isoflop(N, D, L, C, group, degree, noise_sd, warnings, rng: np.random.Generator,
-                n_draws: int) -> tuple[dict, Profiles | None]:
+                n_draws: int, curve: FlopsCurve | None = None) -> tuple[dict, Profiles | None]:
     """Per-budget profiles, the weighted power laws and their draws; returns (``fit.json["isoflop"]``,
     the profiles with their draws; None without isoFLOP groups).
 
     ``group`` is each run's isoFLOP budget (NaN: none), ``degree`` "auto", 2 or 3, ``n_draws`` the
-    parametric-bootstrap draws (0: no intervals); messages are appended to ``warnings``.
+    parametric-bootstrap draws (0: no intervals), ``curve`` each size's FLOPs per token (D* = C / fpt(N*);
+    None: each group's median C / N·D); messages are appended to ``warnings``.
     """
     lnN = np.log(N)
     deg, why, evidence = choose_sweep_degree(lnN, L, C, N, D, group, degree, noise_sd)
     iso: dict = {"a": None, "b": None, "N_coef": None, "D_coef": None, "ci": {"a": None, "b": None}, "degree": degree,
                  "degree_used": deg, "degree_reason": why, "degree_evidence": evidence,
                  "per_budget": [], "skipped": None, "degenerate_fraction": None}
-    entries = _entries(lnN, L, C, N, D, group, deg, noise_sd)
+    entries = _entries(lnN, L, C, N, D, group, deg, noise_sd, curve)
     if not entries:
         iso["skipped"] = "Approach 2 skipped: the runs form no isoFLOP groups. Approach 3 alone is reported."
         return iso, None
@@ -297,7 +310,7 @@ def fit_isoflop(N, D, L, C, group, degree, noise_sd, warnings, rng: np.random.Ge
                     draws_lnN=np.stack([d.lnN for d in draws], axis=1) if n_draws else np.empty((0, len(rows))),
                     draws_loss=np.stack([d.loss for d in draws], axis=1) if n_draws else np.empty((0, len(rows))),
                     valid=np.stack([d.valid for d in draws], axis=1) if n_draws else np.empty((0, len(rows)), bool),
-                    reasons=tuple(e["reason"] for e in rows))
+                    reasons=tuple(e["reason"] for e in rows), curve=curve)
     iso["scatter"] = Scatter.measure(prof, prof.ok).to_dict()
     prof.scatter_z = rng.standard_normal(prof.draws_lnN.shape)
     prof.scatter_u = rng.uniform(1e-6, 1.0, n_draws)
@@ -307,7 +320,7 @@ def fit_isoflop(N, D, L, C, group, degree, noise_sd, warnings, rng: np.random.Ge
         warnings.append(iso["skipped"])
         return iso, prof
     a, lnkN = prof.law(prof.ok)
-    lnDs = prof.lnC - np.log(prof.k) - prof.lnN
+    lnDs = prof.lnC - prof.ln_k(prof.lnN) - prof.lnN
     b, lnkD = isoflop.power_law(prof.lnC, lnDs[None], prof.sig, prof.ok[None])
     iso.update(a=a, b=float(b[0]), N_coef=float(np.exp(lnkN)), D_coef=float(np.exp(lnkD[0])),
                n_budgets_used=int(prof.ok.sum()))

@@ -49,7 +49,7 @@ def _loss_fold(df: pd.DataFrame, prof: Profiles, k: int, huber_delta: float, los
     data = parametric.Data.from_arrays(*(rest[c].to_numpy(float) for c in ("N", "D", "loss")), huber_delta, loss_floor)
     point = parametric.fit_parametric(data)
     n_opt = np.exp(prof.lnN[k])
-    d_opt = c_k / (prof.k[k] * n_opt)
+    d_opt = c_k / (np.exp(prof.ln_k(prof.lnN)[k]) * n_opt)
     lnL = np.log(parametric.loss_at(point.theta, n_opt, d_opt))
     if not draws:
         return lnL, np.empty(0)

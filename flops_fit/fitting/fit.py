@@ -1,9 +1,12 @@
 """``fit_table``: Approach 2 + Approach 3 with bootstrap intervals and predictions at target budgets.
 
-FLOP convention: C defaults to 6·N·D. When the table has C, the compute-optimal frontier of
-Approach 3 uses C = k·N·D with k = median(C / (N·D)), so a workflow that counts attention FLOPs
-(k > 6) gets N*, D* that spend its own notion of a budget; Approach 2 uses each group's budget and
-D* = C / (k_g·N*) with k_g the group's median ratio.
+FLOP convention: C defaults to 6·N·D. Given each size's FLOPs per token (``flops_per_token``, a
+:class:`~.flops_curve.FlopsCurve` from the runs table: the workflow's measured FLOPs), the compute-optimal
+frontier of Approach 3 spends C = fpt(N)·D and every D* is C / fpt(N*), in Approach 2 too: a
+size's cost per token is not 6N (nor one constant times N) once attention, convolutions or
+normalisations count. Without it, the frontier uses C = k·N·D with k = median(C / (N·D)) (a table
+with C counted another way keeps its own notion of a budget), and Approach 2 D* = C / (k_g·N*) with
+k_g each group's median ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 
 from . import advice, approach2, backtest, parametric
 from .bootstrap import CI_LEVEL, ci_pair, resample_weights
+from .flops_curve import FlopsCurve
 from .intervals import LawError, combine, interval, parts
 from .records import ScalingFit, strict
 from .table import drop_failed, group_runs, validate_table
@@ -75,7 +79,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
               target_budgets: Sequence[float] = (), bootstrap: int = 1000, seed: int = 0,
               degree: int | str = "auto", huber_delta: float = parametric.HUBER_DELTA,
               noise_sd: float | None = None, recommend_from: str = "isoflop",
-              n_convention: str | None = None, loss_floor: float | None = None) -> ScalingFit:
+              n_convention: str | None = None, loss_floor: float | None = None,
+              flops_per_token: FlopsCurve | None = None) -> ScalingFit:
     """Fit both approaches to a table of runs; return the fit (``fit.json`` is its ``to_dict()``).
 
     ``df`` has columns N, D, loss and optionally C, budget, run_id, status; several rows at the same
@@ -88,8 +93,9 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     lower bound on the loss (a source's entropy rate): Approach 3's E, in the point fit, every
     bootstrap resample and the backtest, is searched at or above it, so no predicted loss is below it;
     it bounds the law, the observed losses are fitted as they are (a finite eval set can score a little
-    under the floor), and runs clearly below it are warned about. Raises ValueError for an unusable
-    table or arguments.
+    under the floor), and runs clearly below it are warned about. ``flops_per_token`` is each size's
+    FLOPs per token (the module docstring); None: one k from the table's C. Raises ValueError for an
+    unusable table or arguments.
     """
     _check_options(degree, bootstrap, huber_delta, noise_sd, recommend_from)
     targets = np.asarray(list(target_budgets), float)
@@ -98,6 +104,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
     df, source, warnings = prepare_table(df, budgets)
     N, D, L, C, group = (df[c].to_numpy(float) for c in ("N", "D", "loss", "C", "budget"))
     k = float(np.median(C / (N * D)))
+    curve = flops_per_token or FlopsCurve.constant(k)
     noise = noise_record(noise_sd)
 
     data = parametric.Data.from_arrays(N, D, L, huber_delta, loss_floor)
@@ -115,7 +122,8 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
            "converged": point.converged, "optimizer_message": point.message,
            "gradient_norm": point.grad_norm, "at_bounds": point.at_bounds,
            "bootstrap_converged_fraction": float(conv_b.mean()) if bootstrap else None,
-           "flops_per_param_token": k, "loss_floor": loss_floor}
+           "flops_per_param_token": k, "loss_floor": loss_floor,
+           "flops_per_token": None if flops_per_token is None else flops_per_token.to_dict()}
     warnings += parametric.floor_warnings(data, point.theta)
     if not point.converged:
         warnings.append(f"Approach 3: the optimiser did not report convergence ({point.message})")
@@ -124,11 +132,12 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         "the fit is not an interior optimum and its exponents are unreliable")
 
     rng = np.random.default_rng(seed)
-    iso, prof = approach2.fit_isoflop(N, D, L, C, group, degree, noise["sd"], warnings, rng, bootstrap)
+    iso, prof = approach2.fit_isoflop(N, D, L, C, group, degree, noise["sd"], warnings, rng, bootstrap,
+                                      flops_per_token)
     iso["grouping"] = source
     bt, law_n, law_l = backtest.run(df, prof, huber_delta, rng, bootstrap, loss_floor)
     run_sd, run_source = run_noise(noise["sd"], iso)
-    ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), k, loss_floor)
+    ctx = Context(rng, bootstrap, law_n, law_l, run_sd, float(C.max()), curve, loss_floor)
     _exponent_intervals(par, iso, prof, ctx)
     _exponent_warnings(par, iso, warnings)
 
@@ -156,7 +165,7 @@ def fit_table(df: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                         "law_error": {"N": law_n.to_dict(), "loss": law_l.to_dict()},
                         "run_noise_sd": run_sd, "run_noise_source": run_source,
                         "degenerate_fraction": iso["degenerate_fraction"]},
-        "frontier": _frontier(point.theta, theta_b, k, c_grid),
+        "frontier": _frontier(point.theta, theta_b, curve, c_grid),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "ci_level": CI_LEVEL,
                       "scheme": "Approach 2: each profile redrawn from its fitted curve and the run noise "
                                 "(parametric bootstrap; no budget is dropped); Approach 3: runs resampled "
@@ -187,8 +196,8 @@ class Context:
     run_sd: float
     #: the largest fitted budget: extrapolation distances are counted from it
     c_max: float
-    #: FLOPs per parameter-token of the sweep (C = k N D)
-    k: float
+    #: FLOPs per token of each size (C = fpt(N)·D)
+    curve: FlopsCurve
     #: a known lower bound on the loss: no loss interval reaches below it
     loss_floor: float | None = None
 
@@ -236,8 +245,8 @@ def _predictions(theta, theta_b, targets, iso, prof, ctx: Context, warnings) -> 
     out = []
     if not targets.size:
         return out
-    Np, Dp, Lp = parametric.frontier(theta, targets, ctx.k)
-    Nb, Db, Lb = parametric.frontier(theta_b, targets, ctx.k) if theta_b.size else (None,) * 3
+    Np, Dp, Lp = parametric.frontier_per_size(theta, targets, ctx.curve)
+    Nb, Db, Lb = parametric.frontier_per_size(theta_b, targets, ctx.curve) if theta_b.size else (None,) * 3
     if iso["a"] is not None and ctx.draws and iso["ci"].get("a") is not None:
         ab, lnkN, _ = prof.law_draws(prof.ok)
         bb, lnkD, _ = prof.law_draws(prof.ok, of="D")
@@ -255,7 +264,7 @@ def _predictions(theta, theta_b, targets, iso, prof, ctx: Context, warnings) -> 
             loss_ci = interval(combine(lnL, ctx.rng, ctx.draws, ctx.law_l, dist, noise))
             if loss_ci is not None and ctx.loss_floor is not None:
                 loss_ci = [max(loss_ci[0], ctx.loss_floor), max(loss_ci[1], ctx.loss_floor)]
-            entry["ci"] = {"N": interval(lnN), "D": interval(np.log(c / ctx.k) - lnN), "loss": loss_ci}
+            entry["ci"] = {"N": interval(lnN), "D": interval(np.log(c) - ctx.curve.ln_per_token(lnN)), "loss": loss_ci}
             entry["interval_parts"].update(N=parts(np.log(Nb[:, j]), ctx.law_n, dist, 0.0),
                                            loss=parts(lnL, ctx.law_l, dist, noise))
         if iso["a"] is not None:
@@ -278,13 +287,13 @@ def _predictions(theta, theta_b, targets, iso, prof, ctx: Context, warnings) -> 
     return out
 
 
-def _frontier(theta, theta_b, k, c_grid) -> dict:
+def _frontier(theta, theta_b, curve: FlopsCurve, c_grid) -> dict:
     """N*, D*, L* along a grid of budgets, with bootstrap quantiles for bands and the fan chart."""
-    Np, Dp, Lp = parametric.frontier(theta, c_grid, k)
+    Np, Dp, Lp = parametric.frontier_per_size(theta, c_grid, curve)
     fr = {"C": c_grid.tolist(), "N": Np.tolist(), "D": Dp.tolist(), "loss": Lp.tolist(),
           "quantile_levels": list(FAN_LEVELS), "quantiles": None}
     if theta_b.size:
-        Nb, Db, _ = parametric.frontier(theta_b, c_grid, k)
+        Nb, Db, _ = parametric.frontier_per_size(theta_b, c_grid, curve)
         q = np.asarray(FAN_LEVELS) * 100
         fr["quantiles"] = {name: np.nanpercentile(v, q, axis=0).tolist()
                            for name, v in (("N", Nb), ("D", Db), ("ratio", Db / Nb))}

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from .flops_curve import FlopsCurve
+
 #: default Huber threshold on the log-loss residual (Hoffmann et al. 2022, Appendix D.2; some
 #: published fits use 1e-4, e.g. Gemstones' delta-4 tables)
 HUBER_DELTA = 1e-3
@@ -47,6 +49,10 @@ BOUND_TOL = 1e-6
 #: observed losses more than this fraction below a given loss floor mean the floor is wrong; less is
 #: within the sampling noise of a finite eval set (whose loss can dip under the true expected loss)
 FLOOR_SLACK = 0.01
+#: :func:`frontier_per_size` searches ln N* this far (e-folds) either side of the constant-k optimum ...
+FRONTIER_BRACKET = 5.0
+#: ... by golden section, this many steps (the bracket shrinks to 1e-12 of its width)
+GOLDEN_STEPS = 60
 
 
 @dataclass(frozen=True)
@@ -330,4 +336,41 @@ def frontier(theta: np.ndarray, C: np.ndarray, k: float) -> tuple[np.ndarray, np
         lnD = lnCk - lnN
         L = np.exp(e) + np.exp(a - al * lnN) + np.exp(b - be * lnD)
     out = (np.exp(lnN), np.exp(lnD), L)
+    return tuple(o[0] for o in out) if np.ndim(theta) == 1 else out
+
+
+def frontier_per_size(theta: np.ndarray, C: np.ndarray,
+                      curve: FlopsCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute-optimal N*, D*, L* for budgets C under C = fpt(N)·D, each size's own FLOPs per token.
+
+    The loss along an isoFLOP line, L(N, C / fpt(N)), is minimised in ln N by golden section within
+    :data:`FRONTIER_BRACKET` e-folds of the constant-k optimum at the curve's median k: no closed form
+    exists once k depends on N, and the optimum differs from plugging k(N*) into the constant-k one
+    (the cost's slope d ln fpt / d ln N enters the optimality condition). A constant curve gives
+    :func:`frontier` exactly. Shapes as :func:`frontier`; NaN where theta has no frontier.
+    """
+    k = curve.constant_k
+    if k is not None:
+        return frontier(theta, C, k)
+    th = np.atleast_2d(theta)
+    e, a, b, al, be = (th[:, j:j + 1] for j in range(5))
+    lnC = np.log(np.asarray(C, float))[None, :]
+    k_mid = float(np.exp(np.median(curve.ln_per_param(curve.ln_n))))
+    center = np.log(frontier(th, np.exp(lnC[0]), k_mid)[0])
+
+    def loss(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.exp(e) + np.exp(a - al * x) + np.exp(b - be * (lnC - curve.ln_per_token(x)))
+
+    lo, hi = center - FRONTIER_BRACKET, center + FRONTIER_BRACKET
+    ratio = (np.sqrt(5.0) - 1) / 2
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    f1, f2 = loss(x1), loss(x2)
+    for _ in range(GOLDEN_STEPS):
+        left = f1 < f2  # the minimum lies in [lo, x2]
+        lo, hi = np.where(left, lo, x1), np.where(left, x2, hi)
+        x1, x2 = np.where(left, hi - ratio * (hi - lo), x2), np.where(left, x1, lo + ratio * (hi - lo))
+        f1, f2 = np.where(left, loss(x1), f2), np.where(left, f1, loss(x2))
+    lnN = (lo + hi) / 2
+    out = (np.exp(lnN), np.exp(lnC - curve.ln_per_token(lnN)), loss(lnN))
     return tuple(o[0] for o in out) if np.ndim(theta) == 1 else out

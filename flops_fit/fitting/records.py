@@ -22,6 +22,8 @@ import numpy as np
 
 from flops_fit.io import write_json
 
+from .flops_curve import FlopsCurve
+
 Interval = tuple[float, float] | None
 
 
@@ -89,10 +91,21 @@ class ParametricFit:
     #: the known lower bound on the loss that E was searched above (None: no floor); every loss the law
     #: predicts is then at least this. Absent from a fit.json written before the option: None
     loss_floor: float | None = None
+    #: each size's FLOPs per token the frontier was solved with ({"N": [...], "flops_per_token": [...]},
+    #: :class:`~.flops_curve.FlopsCurve`); None: C = flops_per_param_token·N·D (a table without them)
+    flops_per_token: dict | None = None
 
     def loss(self, N: Any, D: Any) -> Any:
         """The law's loss at (N, D) (scalars or numpy arrays)."""
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
+
+    def tokens_at(self, C: float, N: np.ndarray) -> np.ndarray:
+        """D that spends C at sizes N, in the FLOPs the frontier was solved in (the isoFLOP lines of a plot)."""
+        if self.flops_per_token is None:
+            return C / (self.flops_per_param_token * np.asarray(N, float))
+        curve = FlopsCurve.from_sizes(np.asarray(self.flops_per_token["N"]),
+                                      np.asarray(self.flops_per_token["flops_per_token"]))
+        return C / np.exp(curve.ln_per_token(np.log(N)))
 
     @classmethod
     def from_dict(cls, data: dict) -> ParametricFit:

@@ -42,9 +42,8 @@ def plot_contours(fit: ScalingFit, table: pd.DataFrame, stem: str | Path) -> lis
     sc = ax.scatter(N, D, c=L, cmap="viridis", s=18, edgecolors="k", linewidths=0.3, zorder=3)
     fig.colorbar(sc, ax=ax, label="observed loss")
     ax.plot(fr.N, fr.D, color="crimson", lw=2, label="compute-optimal frontier (Approach 3)")
-    k = fit.parametric.flops_per_param_token
     for C in np.unique(np.round(np.log10(_flops(fit, table)))):
-        ax.plot(gn[0], 10 ** C / (k * gn[0]), ls=":", color="0.3", lw=0.7)
+        ax.plot(gn[0], fit.parametric.tokens_at(10 ** C, gn[0]), ls=":", color="0.3", lw=0.7)
     ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
            xlabel=n_label(fit), ylabel="training tokens D", title=_title(fit))
     ax.title.set_fontsize(9)
