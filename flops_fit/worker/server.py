@@ -275,7 +275,12 @@ def main(args: argparse.Namespace) -> int:
     if not server.bind():
         log.info("a worker already listens on %s", args.socket)
         return 0
-    server.child_threads = preload()
+    try:
+        server.child_threads = preload()
+    except Exception:  # noqa: BLE001 - no socket left behind: waiting jobs see EOF and run in their own processes
+        log.exception("could not import what jobs need; exiting")
+        server._shutdown()
+        return 1
     log.info("ready on %s (idle exit after %.0f s)", args.socket, args.idle_seconds)
     server.serve()
     return 0
