@@ -28,21 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+from train_phase import union_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the last commit whose non-train rules were ``script:`` directives (each job its own Python)
 BEFORE = "bad3d8a"
 TRAIN_RULES = ("train", "stable")
 MEASURES = ("wall", "non-train wall", "Σ non-train jobs", "Σ train jobs")
-
-
-def union_seconds(intervals: list[tuple[float, float]]) -> float:
-    """Length of the union of ``intervals``: the wall time during which any of them was running."""
-    total, end = 0.0, -float("inf")
-    for start, stop in sorted(intervals):
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total
 
 
 def job_intervals(folder: Path) -> list[tuple[str, float, float]]:
