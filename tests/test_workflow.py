@@ -153,3 +153,12 @@ def test_a_sweep_finished_when_rules_were_scripts_retrains_nothing(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items()), "a finished run was retrained"
     assert (work / "logs/validate.log").stat().st_mtime_ns > validated_at
     assert (work / "results/fit/fit.json").read_text() == fit
+
+
+def test_a_dry_run_prints_every_rules_command_before_anything_is_planned(tmp_path):
+    """`snakemake -n -p` on a fresh directory (the default profile prints commands): every rule's command
+    can be formatted while the waves are not yet placed (no input name of the plan rule goes missing)."""
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+    result = snakemake(tmp_path, "--dry-run", "--printshellcmds", timeout=300)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "flops_fit script" in result.stdout + result.stderr

@@ -70,7 +70,9 @@ checkpoint place:
 
 rule plan:
     input:
-        unpack(last_wave),
+        config=RESULTS.validated,
+        wave=last_wave,
+        designs=wave_designs,
     output:
         runs=RESULTS.runs_table,
         design=RESULTS.design,
