@@ -1,4 +1,4 @@
-"""`flops-fit` command line: the train rule's command and the fit of any table of runs.
+"""`flops-fit` command line: the workflow's commands (train, stable, the rules' scripts) and ``fit``.
 
 Each subcommand lives next to the code it drives and exposes ``add_arguments(parser)`` and
 ``main(args) -> int``; this module only dispatches, so the workflow's rules and a user at a shell run
@@ -6,7 +6,7 @@ exactly the same code. Only the chosen subcommand's module is imported (``flops-
 pay for importing torch).
 
 With ``FLOPS_FIT_WORKER=<idle seconds>`` in the environment (the workflow sets it from ``worker:``),
-``flops-fit train`` and ``flops-fit stable`` run in a child of the training worker
+``flops-fit train``, ``flops-fit stable`` and ``flops-fit script`` run in a child of the warm worker
 (:mod:`flops_fit.worker`) instead of importing torch in this process; that is decided here, before
 any import, and a job falls back to its own process when no worker can be had.
 """
@@ -21,17 +21,18 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("flops_fit.train_cli", "train one planned run (used by the workflow's train rule)"),
     "stable": ("flops_fit.stable_cli", "train one stable segment of a shared stable run (the workflow's stable rule)"),
+    "script": ("flops_fit.script_cli", "run a rule's workflow/scripts/*.py (the workflow's other rules)"),
     "fit": ("flops_fit.fitting.cli", "fit scaling laws to a table of (N, D, loss) runs"),
-    "worker": ("flops_fit.worker.server", "the training worker: forks a warm process per run (started by --worker)"),
+    "worker": ("flops_fit.worker.server", "the warm worker: forks a process per job (started by the first job)"),
 }
-#: commands that may run in the training worker
-WORKER_COMMANDS = ("train", "stable")
+#: commands that may run in the warm worker
+WORKER_COMMANDS = ("train", "stable", "script")
 
 
 def usage() -> str:
     lines = ["usage: flops-fit COMMAND [options]   (flops-fit COMMAND --help for its options)", "", "commands:"]
     lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
-    lines += ["", "FLOPS_FIT_WORKER=<idle seconds> runs train and stable in the training worker (flops_fit/worker)"]
+    lines += ["", "FLOPS_FIT_WORKER=<idle seconds> runs train, stable and script in the warm worker (flops_fit/worker)"]
     return "\n".join(lines)
 
 

@@ -195,7 +195,7 @@ def test_without_a_usable_worker_the_job_trains_in_its_own_process(test_sweep, t
     job = _train(sweep, run_id, "again", _env(XDG_RUNTIME_DIR=str(runtime)))
     _, err = job.communicate(timeout=300)
     assert job.returncode == 0, err[-3000:]
-    assert "training in this process" in err and "must belong to you and be private" in err
+    assert "running flops-fit train in this process" in err and "must belong to you and be private" in err
     assert (sweep / "again" / run_id / "metrics.json").exists()
 
 
@@ -221,3 +221,61 @@ def test_the_job_ends_with_the_runs_exit_status(test_sweep, tmp_path):
     job = _train(sweep, "no_such_run", "again", _env())
     _, err = job.communicate(timeout=300)
     assert job.returncode != 0 and "no_such_run" in err
+
+
+def test_a_rule_script_runs_in_a_child_of_the_worker_as_its_job(tmp_path):
+    """`flops-fit script` (every non-train rule's command) runs the script in a forked child of the warm
+    worker: torch is already imported when the script starts, the worker logged the child's pid, and the
+    script sees the job's working directory, arguments and environment."""
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "json.dump({'pid': os.getpid(), 'cwd': os.getcwd(), 'argv': sys.argv, 'torch': 'torch' in sys.modules,\n"
+        "           'marker': os.environ.get('JOB_MARKER'), 'main': __name__}, open('probe.json', 'w'))\n"
+    )
+    env = _env(JOB_MARKER="this job")
+    job = subprocess.run([sys.executable, "-m", "flops_fit", "script", str(script), "--an", "option"], cwd=job_dir,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stderr[-3000:]
+    probe = json.loads((job_dir / "probe.json").read_text())
+    assert probe["torch"], "the script started in a new process, not in the warm worker"
+    assert probe["cwd"] == str(job_dir) and probe["marker"] == "this job" and probe["main"] == "__main__"
+    assert probe["argv"] == [str(script), "--an", "option"]
+    log = _worker_log(job_dir, env).read_text()
+    assert re.search(rf"pid {probe['pid']}: flops-fit script {re.escape(str(script))} --an option", log), log
+
+
+def test_a_failing_rule_script_fails_its_job_with_its_traceback_in_its_log(tmp_path):
+    """An exception in a rule script: the job exits 1 and the traceback is in the rule's log file (the
+    script pointed the flops_fit logger there), not only on stderr."""
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "from flops_fit.script_cli import rule_args\n"
+        "args, log = rule_args(__doc__)\n"
+        "raise RuntimeError('the script broke')\n"
+    )
+    job = subprocess.run([sys.executable, "-m", "flops_fit", "script", str(script), "--log-file", "rule.log"],
+                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert job.returncode == 1, job.stderr[-3000:]
+    rule_log = (tmp_path / "rule.log").read_text()
+    assert "broken.py failed" in rule_log and "RuntimeError: the script broke" in rule_log, rule_log
+
+
+def test_a_worker_that_cannot_import_leaves_no_socket_and_the_job_runs_by_itself(test_sweep, tmp_path):
+    """A worker whose imports fail (here: a broken matplotlib, which only the rules' scripts need) exits
+    without leaving its socket behind, and the job that started it runs in its own process."""
+    sweep = copy_sweep(test_sweep, tmp_path / "sweep")
+    broken = tmp_path / "broken" / "matplotlib"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('a broken matplotlib')\n")
+    env = _env(PYTHONPATH=str(broken.parent))
+    run_id = sorted(_runs(sweep)["run_id"])[0]
+    job = _train(sweep, run_id, "again", env)
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    assert "running flops-fit train in this process" in err
+    worker_log = _worker_log(sweep, env)
+    assert "a broken matplotlib" in worker_log.read_text()
+    assert not worker_log.with_suffix(".sock").exists()

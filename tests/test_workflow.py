@@ -7,8 +7,11 @@ never retrained (the extension works on a copy).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -70,3 +73,92 @@ def test_extending_the_config_trains_only_the_new_runs(sweep, tmp_path):
 def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------- non-train rules: `flops-fit script`, in the worker
+#: the last commit whose non-train rules were Snakemake `script:` directives (a new Python per job)
+SCRIPT_DIRECTIVES = "bad3d8a"
+
+
+def _private_runtime() -> Path:
+    """A socket folder of this test's own (short: a socket path stays under 108 characters), so that the
+    only worker logs in it are those of the sweep the test runs."""
+    return Path(tempfile.mkdtemp(prefix="ff", dir="/tmp"))
+
+
+def _replot(sweep: Path, runtime: Path) -> subprocess.CompletedProcess:
+    return snakemake(sweep, "results/plots/isoflops.png", "--forcerun", "plot", "--printshellcmds",
+                     env={"XDG_RUNTIME_DIR": str(runtime)})
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_non_train_rule_runs_its_script_in_the_worker_or_its_own_process(sweep, tmp_path, enabled):
+    """The plot rule runs `flops-fit script .../plot.py` with the job's arguments: in a child of the worker
+    (whose log names the job's command line), or with ``worker.enabled: false`` in its own process."""
+    work = copy_sweep(sweep, tmp_path / "sweep")
+    config = yaml.safe_load((work / "config/config.yaml").read_text())
+    config["worker"] = {"enabled": enabled}
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    runtime = _private_runtime()
+    try:
+        result = _replot(work, runtime)
+        assert result.returncode == 0, result.stderr[-5000:]
+        command = 'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/plot.py --fit results/fit/fit.json'
+        assert command in result.stdout + result.stderr  # --printshellcmds
+        assert "wrote results/plots/isoflops.png" in (work / "logs/plot.log").read_text()
+        logs = "".join(p.read_text() for p in runtime.glob("flops-fit-*/worker-*.log"))
+        served = f"flops-fit script {ROOT}/workflow/scripts/plot.py --fit results/fit/fit.json"
+        assert (served in logs) == enabled, logs
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_failing_rule_script_fails_its_job_with_the_error_in_the_rules_log(sweep, tmp_path):
+    """A rule script that raises (here: plot reading a corrupt fit.json) fails the job, and its traceback is
+    in the rule's log file, not only on Snakemake's console."""
+    work = copy_sweep(sweep, tmp_path / "sweep")
+    (work / "results/fit/fit.json").write_text("{not json")
+    runtime = _private_runtime()
+    try:
+        result = _replot(work, runtime)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert result.returncode != 0
+    log = (work / "logs/plot.log").read_text()
+    assert "plot.py failed" in log and "JSONDecodeError" in log, log
+
+
+def test_a_sweep_finished_when_rules_were_scripts_retrains_nothing(tmp_path):
+    """A `.test` sweep finished by the workflow of SCRIPT_DIRECTIVES, then run by this one: the non-train
+    rules rerun once (their code changed) and reach the same results; no train job runs."""
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{SCRIPT_DIRECTIVES}^{{commit}}"]).returncode:
+        pytest.skip(f"commit {SCRIPT_DIRECTIVES} is not in this clone")
+    before = tmp_path / "before"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(before)], check=True)
+    subprocess.run(["git", "-C", str(before), "checkout", "-q", SCRIPT_DIRECTIVES], check=True)
+    work = tmp_path / "sweep"
+    shutil.copytree(ROOT / ".test/config", work / "config")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(before)}
+    old = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(before / "workflow/Snakefile"),
+                          "--cores", "2", "--workflow-profile", "none"], cwd=work, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert old.returncode == 0, old.stderr[-5000:]
+    trained = {p: p.stat().st_mtime_ns for p in (work / "results/runs").glob("*/metrics.json")}
+    fit = (work / "results/fit/fit.json").read_text()
+    validated_at = (work / "logs/validate.log").stat().st_mtime_ns
+    result = snakemake(work)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "rule train" not in result.stderr and "localrule validate" in result.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in trained.items()), "a finished run was retrained"
+    assert (work / "logs/validate.log").stat().st_mtime_ns > validated_at
+    assert (work / "results/fit/fit.json").read_text() == fit
+
+
+def test_a_dry_run_prints_every_rules_command_before_anything_is_planned(tmp_path):
+    """`snakemake -n -p` on a fresh directory (the default profile prints commands): every rule's command
+    can be formatted while the waves are not yet placed (no input name of the plan rule goes missing)."""
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+    result = snakemake(tmp_path, "--dry-run", "--printshellcmds", timeout=300)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "flops_fit script" in result.stdout + result.stderr

@@ -23,14 +23,16 @@ def processes() -> Iterator[tuple[int, list[bytes], Path]]:
 
 
 def snakemake(
-    workdir: Path, *args: str, timeout: int = 900, cores: int = 2, as_user: bool = False
+    workdir: Path, *args: str, timeout: int = 900, cores: int = 2, as_user: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``snakemake`` on this repository's workflow in ``workdir``, no workflow profile.
 
     ``as_user``: run it the way a user runs it in a clone, from ``workdir`` with relative paths and
-    Snakemake finding ``workflow/Snakefile`` itself (``workdir`` must hold the workflow).
+    Snakemake finding ``workflow/Snakefile`` itself (``workdir`` must hold the workflow). ``env``: variables
+    to add to the environment (the jobs inherit it).
     """
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     where = [] if as_user else ["--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(workdir)]
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *where, "--cores", str(cores), "--workflow-profile", "none", *args],

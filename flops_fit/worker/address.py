@@ -17,9 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: environment variables read when torch and its thread pools start (the children inherit the job's
-#: whole environment, but these act in the parent's imports)
-IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "TORCH_", "PYTORCH_", "PYTHON")
+#: environment variables read when torch, its thread pools and matplotlib start (the children inherit the
+#: job's whole environment, but these act in the parent's imports)
+IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "TORCH_", "PYTORCH_", "PYTHON", "MPL")
 #: a SLURM job step's worker lives in that step's cgroup and is killed when the step ends, so it serves
 #: only that step: the train jobs of one group job (the jobstep plugin runs a group in one srun step)
 JOB_ENV = ("SLURM_JOB_ID", "SLURM_STEP_ID")

@@ -1,5 +1,9 @@
 """The job's side of the worker: run a ``flops-fit`` command in a child of the warm worker.
 
+The first job that finds no worker starts it and waits for it (under a lock, so concurrent jobs start
+one); there is no separate start ahead of the jobs: a job's environment (Snakemake sets
+``OMP_NUM_THREADS`` and friends per job, which name the worker) is known only to the job itself.
+
 Standard library only (the job starts in about 0.1 s instead of 5.5 s). The job process stays alive
 for the whole run and ends with the run's exit status, so Snakemake, SLURM and ``retries`` see the
 same job they saw before; SIGTERM, SIGINT, SIGUSR1 and SIGHUP sent to the job are relayed to the run.
@@ -82,20 +86,6 @@ def start_worker(address: Path, idle_seconds: float, timeout: float) -> socket.s
         return None
 
 
-def prestart(cwd: str | None = None) -> None:
-    """Start the worker now, without waiting for it (the workflow's ``onstart``), so that it imports
-    torch while validation and planning run instead of when the first train job needs it."""
-    idle_seconds = requested_idle_seconds()
-    if idle_seconds is None:
-        return
-    try:
-        address = worker_socket(cwd)
-        if connect(address) is None:
-            spawn_worker(address, idle_seconds)
-    except OSError as error:
-        print(f"flops-fit: could not start the training worker ahead ({error}); jobs will start it", file=sys.stderr)
-
-
 def send_request(conn: socket.socket, argv: list[str]) -> None:
     socket.send_fds(conn, [b"F"], [0, 1, 2])
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
@@ -122,11 +112,11 @@ def run_in_worker(argv: list[str], idle_seconds: float, start_timeout: float = 1
         address = worker_socket()
         conn = connect(address) or start_worker(address, idle_seconds, start_timeout)
     except OSError as error:
-        print(f"flops-fit: no training worker ({error}); training in this process", file=sys.stderr)
+        print(f"flops-fit: no worker ({error}); running flops-fit {argv[0]} in this process", file=sys.stderr)
         return None
     if conn is None:
-        print(f"flops-fit: the training worker did not start (see {address.with_suffix('.log')}); "
-              "training in this process", file=sys.stderr)
+        print(f"flops-fit: the worker did not start (see {address.with_suffix('.log')}); "
+              f"running flops-fit {argv[0]} in this process", file=sys.stderr)
         return None
     with conn:
         conn.settimeout(start_timeout)  # the worker may still be importing torch
@@ -137,7 +127,8 @@ def run_in_worker(argv: list[str], idle_seconds: float, start_timeout: float = 1
         except OSError:
             started = None
         if not started or started[0] != "pid":
-            print("flops-fit: the training worker did not take the run; training in this process", file=sys.stderr)
+            print(f"flops-fit: the worker did not take the job; running flops-fit {argv[0]} in this process",
+                  file=sys.stderr)
             return None
         pid = started[1]
         for sig in RELAYED:
@@ -150,6 +141,6 @@ def run_in_worker(argv: list[str], idle_seconds: float, start_timeout: float = 1
     for sig in RELAYED:  # the run is over: a late signal must not replace its exit status
         signal.signal(sig, signal.SIG_IGN)
     if not ended or ended[0] != "exit":
-        print(f"flops-fit: lost the training worker while it ran pid {pid}", file=sys.stderr)
+        print(f"flops-fit: lost the worker while it ran pid {pid}", file=sys.stderr)
         return 1
     return ended[1]

@@ -1,11 +1,12 @@
-"""The fork server (``flops-fit worker``): torch and flops_fit imported once, a forked child per run.
+"""The fork server (``flops-fit worker``): torch and flops_fit imported once, a forked child per job.
 
 Protocol, one connection per run (the client is :mod:`flops_fit.worker.client`):
 
 1. the client sends its standard input, output and error as file descriptors (``SCM_RIGHTS``), then
-   a length-prefixed JSON request ``{"argv", "cwd", "env"}``: the ``flops-fit train`` arguments;
+   a length-prefixed JSON request ``{"argv", "cwd", "env"}``: the ``flops-fit`` arguments (``train``,
+   ``stable`` or ``script``);
 2. the server forks; the child takes the streams, working directory and environment, restores default
-   signal handlers and runs ``flops-fit train`` as a fresh process would; the server answers
+   signal handlers and runs the ``flops-fit`` command as a fresh process would; the server answers
    ``pid <pid>`` so that the client can relay signals to the child;
 3. when the child exits the server answers ``exit <status>`` (128 + N for a child killed by signal N)
    and closes the connection. A client that disconnects first (killed) gets its child stopped with
@@ -39,8 +40,12 @@ log = logging.getLogger("flops_fit.worker")
 
 #: how often finished children are reaped and the idle clock checked (seconds)
 POLL_SECONDS = 0.05
-#: imported once by the worker (the user's model, data and loss are not: each child builds its own)
-PRELOADED = ("torch._dynamo", "flops_fit.pipeline", "flops_fit.training", "flops_fit.train_cli", "flops_fit.stable_cli")
+#: imported once by the worker (the user's model, data and loss are not: each child builds its own): what
+#: train jobs need, and what the rules' scripts add to it (the figures' matplotlib, the summary page)
+PRELOADED = (
+    "torch._dynamo", "flops_fit.pipeline", "flops_fit.training", "flops_fit.train_cli", "flops_fit.stable_cli",
+    "flops_fit.script_cli", "flops_fit.plotting.suite", "flops_fit.report_page",
+)
 #: the signals a child must handle as a process of its own would (the server ignores none of them)
 CHILD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP, signal.SIGCHLD)
 
@@ -270,7 +275,12 @@ def main(args: argparse.Namespace) -> int:
     if not server.bind():
         log.info("a worker already listens on %s", args.socket)
         return 0
-    server.child_threads = preload()
+    try:
+        server.child_threads = preload()
+    except Exception:  # noqa: BLE001 - no socket left behind: waiting jobs see EOF and run in their own processes
+        log.exception("could not import what jobs need; exiting")
+        server._shutdown()
+        return 1
     log.info("ready on %s (idle exit after %.0f s)", args.socket, args.idle_seconds)
     server.serve()
     return 0

@@ -1,4 +1,5 @@
 # Shared helpers: config preparation and the input/params functions of the rules.
+import json
 import os
 import sys
 
@@ -11,6 +12,7 @@ from flops_fit.config import training_identity
 from flops_fit.cost import CORES_ENV, RUN_THREADS_ENV
 from flops_fit.errors import ConfigError
 from flops_fit.paths import Results
+from flops_fit.script_cli import SCRIPTS_ENV
 from snakemake.exceptions import WorkflowError
 from flops_fit.worker.client import WORKER_ENV
 
@@ -47,6 +49,12 @@ wildcard_constraints:
 # its shell text or params, which Snakemake's rerun triggers answer by retraining every finished run.
 os.environ[WORKER_ENV] = str(config["worker"]["idle_seconds"]) if config["worker"]["enabled"] else "0"
 
+# Every other rule that runs Python runs its workflow/scripts/*.py through `flops-fit script`
+# (flops_fit/script_cli.py), so that it too runs in the worker instead of paying Python and torch's
+# start-up. The scripts' folder travels through the environment: a rule's shell text is its code rerun
+# trigger, and an absolute path in it would rerun every job of a checkout that moved.
+os.environ[SCRIPTS_ENV] = os.path.join(workflow.basedir, "scripts")
+
 
 
 def sweep_config():
@@ -66,6 +74,16 @@ def calibration_table():
 
 def calibration_metrics(wildcards):
     return metrics_of(calibration_table())
+
+
+def previous_flag(wildcards, input):
+    """The place script's ``--previous`` table: none for wave 0."""
+    return f"--previous {input.previous}" if "previous" in input.keys() else ""
+
+
+def designs_flag(wildcards, input):
+    """The place script's ``--designs``: the earlier waves' design records (none for wave 0)."""
+    return f"--designs {' '.join(input.designs)}" if "designs" in input.keys() else ""
 
 
 def wave_table(wave):
@@ -103,12 +121,13 @@ def final_wave():
 
 
 def last_wave(wildcards):
-    wave = final_wave()
-    return {
-        "config": RESULTS.validated,
-        "wave": checkpoints.place.get(wave=wave).output.runs,
-        "designs": [checkpoints.place.get(wave=w).output.design for w in range(wave + 1)],
-    }
+    """The last wave's cumulative table. Named inputs, each its own function, not unpack(): until the
+    waves are placed a dry run prints the plan rule's command with every name it uses still there."""
+    return checkpoints.place.get(wave=final_wave()).output.runs
+
+
+def wave_designs(wildcards):
+    return [checkpoints.place.get(wave=w).output.design for w in range(final_wave() + 1)]
 
 
 def runs_table():

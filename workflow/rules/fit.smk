@@ -1,5 +1,6 @@
 rule fit:
     input:
+        config=RESULTS.validated,
         runs=RESULTS.runs_table,
         metrics=all_metrics,
         # the waves' decisions (sweep.precision), for fit.json's design record
@@ -17,5 +18,7 @@ rule fit:
         runs_dir=RESULTS.runs_dir,
         fit=config["fit"],
         target_budgets=config["target_budgets"],
-    script:
-        "../scripts/fit.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/fit.py --config {input.config}'
+        " --runs {input.runs} --runs-dir {params.runs_dir} --fit {output.fit} --summary {output.summary}"
+        " --table {output.table} --design {input.design} --log-file {log}"

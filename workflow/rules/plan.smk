@@ -18,12 +18,14 @@ checkpoint calibration_plan:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/calibration_plan.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/calibration_plan.py --config {input}'
+        " --runs {output.runs} --cost {output.cost} --log-file {log}"
 
 
 rule calibrate:
     input:
+        config=RESULTS.validated,
         runs=RESULTS.calibration_plan,
         metrics=calibration_metrics,
     output:
@@ -40,8 +42,9 @@ rule calibrate:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/calibrate.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/calibrate.py --config {input.config}'
+        " --runs {input.runs} --runs-dir {params.runs_dir} --law {output.law} --log-file {log}"
 
 
 checkpoint place:
@@ -53,18 +56,24 @@ checkpoint place:
         design=RESULTS.wave_design("{wave}"),
     params:
         runs_dir=RESULTS.runs_dir,
+        previous=previous_flag,
+        designs=designs_flag,
     log:
         "logs/plan/wave{wave}.log",
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/place.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/place.py --config {input.config}'
+        " --wave {wildcards.wave} --lr {input.lr} {params.previous} {params.designs} --runs-dir {params.runs_dir}"
+        " --runs {output.runs} --design {output.design} --log-file {log}"
 
 
 rule plan:
     input:
-        unpack(last_wave),
+        config=RESULTS.validated,
+        wave=last_wave,
+        designs=wave_designs,
     output:
         runs=RESULTS.runs_table,
         design=RESULTS.design,
@@ -75,5 +84,7 @@ rule plan:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/plan.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/plan.py --config {input.config}'
+        " --wave {input.wave} --designs {input.designs} --runs-dir {params.runs_dir} --runs {output.runs}"
+        " --design {output.design} --log-file {log}"

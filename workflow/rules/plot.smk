@@ -66,5 +66,7 @@ rule plot:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/plot.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/plot.py --fit {input.fit} --table {input.table}'
+        " --runs {input.runs} --runs-dir {params.runs_dir} --out-dir $(dirname {output.isoflops})"
+        " --log-file {log}"

@@ -18,6 +18,7 @@ rule recommend:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/recommend.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/recommend.py --config {input.config}'
+        " --fit {input.fit} --runs {input.runs} --out {output} --log-file {log}"
 

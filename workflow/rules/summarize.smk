@@ -26,5 +26,7 @@ rule summarize:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/summarize.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/summarize.py --fit {input.fit}'
+        " --recommendations {input.recommendations} --runs {input.runs} --runs-dir {params.runs_dir}"
+        " --calibration {input.calibration} --page {output.page} --table {output.runs} --log-file {log}"

@@ -7,6 +7,8 @@ rule validate:
     conda:
         "../envs/flops_fit.yaml"
     params:
-        config=sweep_config(),
-    script:
-        "../scripts/validate.py"
+        # JSON: it travels on the script's command line
+        config=json.dumps(sweep_config()),
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/validate.py --config {params.config:q}'
+        " --out {output} --log-file {log}"

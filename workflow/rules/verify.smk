@@ -23,8 +23,10 @@ checkpoint verify_plan:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/verify_plan.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/verify_plan.py --config {input.config}'
+        " --budgets {params.budgets} --sizes {params.sizes} --fit {input.fit}"
+        " --recommendations {input.recommendations} --lr {input.lr} --runs {output.runs} --log-file {log}"
 
 
 rule verify:
@@ -54,5 +56,7 @@ rule verify:
     localrule: True
     conda:
         "../envs/flops_fit.yaml"
-    script:
-        "../scripts/verify.py"
+    shell:
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/verify.py --fit {input.fit}'
+        " --recommendations {input.recommendations} --runs {input.runs} --runs-dir {params.runs_dir}"
+        " --budgets {params.budgets} --table {output.table} --page {output.page} --log-file {log}"

@@ -1,11 +1,16 @@
 """calibrate rule: lr*(N) = c·N^x from the finished lr-calibration runs."""
 
-from flops_fit.logs import fail, setup
-from flops_fit.pipeline import calibrate_step
+from flops_fit.logs import fail
+from flops_fit.pipeline import calibrate_step, read_validated
+from flops_fit.script_cli import rule_args
 
-log = setup(snakemake.log[0])
+args, log = rule_args(
+    __doc__, "config", "runs_dir",
+    runs="the calibration runs table",
+    law="lr_calibration.json to write",
+)
 try:
-    law = calibrate_step(snakemake.config, snakemake.input.runs, snakemake.params.runs_dir, snakemake.output.law)
+    law = calibrate_step(read_validated(args.config), args.runs, args.runs_dir, args.law)
 except ValueError as error:
     fail(log, "calibrate", error)
 for warning in law.get("warnings", []):

@@ -4,13 +4,18 @@ import os
 
 from flops_fit.cost import CORES_ENV, RUN_THREADS_ENV
 from flops_fit.errors import ConfigError
-from flops_fit.logs import fail, setup
+from flops_fit.logs import fail
 from flops_fit.pipeline import calibration_plan_step, read_validated
+from flops_fit.script_cli import rule_args
 
-log = setup(snakemake.log[0])
+args, log = rule_args(
+    __doc__, "config",
+    runs="the calibration runs table to write",
+    cost="the cost estimate to write",
+)
 try:
     table, warnings = calibration_plan_step(
-        read_validated(snakemake.input[0]), snakemake.output.runs, snakemake.output.cost,
+        read_validated(args.config), args.runs, args.cost,
         # a run's threads and Snakemake's cores (workflow/rules/common.smk): execution, not identity
         int(os.environ.get(RUN_THREADS_ENV, "1")), int(os.environ.get(CORES_ENV, "1")),
     )

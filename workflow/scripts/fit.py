@@ -1,13 +1,18 @@
 """fit rule: scaling laws from the finished runs (diverged runs are excluded with a warning)."""
 
-from flops_fit.logs import setup
-from flops_fit.pipeline import fit_step
+from flops_fit.pipeline import fit_step, read_validated
+from flops_fit.script_cli import rule_args
 
-log = setup(snakemake.log[0])
-result = fit_step(
-    snakemake.config, snakemake.input.runs, snakemake.params.runs_dir, snakemake.output.fit,
-    snakemake.output.summary, snakemake.output.table, snakemake.input.design,
+args, log = rule_args(
+    __doc__, "config", "runs_dir",
+    runs="runs.tsv",
+    fit="fit.json to write",
+    summary="the fit's summary table to write",
+    table="the fitted runs table to write",
+    design="plan/design.json: the waves' decisions, for fit.json's design record",
 )
+result = fit_step(read_validated(args.config), args.runs, args.runs_dir, args.fit, args.summary, args.table,
+                  args.design)
 for warning in result.warnings:
     log.warning(warning)
 log.info("N* ∝ C^%s, D* ∝ C^%s (Approach 2)", result.isoflop.a, result.isoflop.b)

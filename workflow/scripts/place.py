@@ -1,20 +1,26 @@
 """place checkpoint: the runs table after one placement wave (cumulative)."""
 
 from flops_fit.errors import ConfigError
-from flops_fit.logs import fail, setup
+from flops_fit.logs import fail
 from flops_fit.pipeline import place_step, read_validated
+from flops_fit.script_cli import rule_args
 
-log = setup(snakemake.log[0])
-wave = int(snakemake.wildcards.wave)
+args, log = rule_args(
+    __doc__, "config", "lr", "runs_dir",
+    wave={"type": int, "help": "the wave to place"},
+    previous={"default": None, "help": "the previous wave's table (none for wave 0)"},
+    runs="the wave's cumulative table to write",
+    design="the wave's design record to write",
+    designs={"nargs": "*", "default": [], "help": "the earlier waves' design records (a precision sweep's stall)"},
+)
 try:
     table, warnings = place_step(
-        read_validated(snakemake.input.config), wave, snakemake.input.lr, snakemake.input.get("previous"),
-        snakemake.params.runs_dir, snakemake.output.runs, snakemake.output.design,
-        snakemake.input.get("designs", []),
+        read_validated(args.config), args.wave, args.lr, args.previous, args.runs_dir, args.runs, args.design,
+        args.designs,
     )
 except (ConfigError, TypeError, ValueError) as error:
-    fail(log, f"placement wave {wave}", error)
+    fail(log, f"placement wave {args.wave}", error)
 for warning in warnings:
     log.warning(warning)
-new = table[table["wave"] == wave]
-log.info("wave %d placed %d runs:\n%s", wave, len(new), new.to_string(index=False) if len(new) else "(none)")
+new = table[table["wave"] == args.wave]
+log.info("wave %d placed %d runs:\n%s", args.wave, len(new), new.to_string(index=False) if len(new) else "(none)")

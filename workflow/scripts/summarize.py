@@ -1,11 +1,14 @@
 """summarize rule: the summary page of the report and the runs table with each run's outcome."""
 
-from flops_fit.logs import setup
 from flops_fit.pipeline import summarize_step
+from flops_fit.script_cli import rule_args
 
-log = setup(snakemake.log[0])
-summarize_step(
-    snakemake.input.fit, snakemake.input.recommendations, snakemake.input.runs, snakemake.params.runs_dir,
-    snakemake.input.calibration, snakemake.output.page, snakemake.output.runs,
+args, log = rule_args(
+    __doc__, "fit", "recommendations", "runs_dir",
+    runs="runs.tsv",
+    calibration="lr_calibration.json",
+    page="the summary page to write",
+    table="the report's runs table to write",
 )
-log.info("wrote %s and %s", snakemake.output.page, snakemake.output.runs)
+summarize_step(args.fit, args.recommendations, args.runs, args.runs_dir, args.calibration, args.page, args.table)
+log.info("wrote %s and %s", args.page, args.table)
