@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,9 @@ def run_snakemake(workdir: Path, config: dict, *targets: str) -> subprocess.Comp
         "--directory", str(workdir), "--cores", "1", "--configfile", str(workdir / "config.yaml"),
         "--workflow-profile", "none", *targets,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # the rule runs `python -m flops_fit script ...`: this interpreter's, as a user's activated environment
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
 def broken(section: str, **changes) -> dict:
