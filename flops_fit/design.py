@@ -233,9 +233,10 @@ def outlook(fit, target: float, goal: float | None, *, placed: list[float], ladd
         message = f"precision reached: {decision.message}; the sweep placed {spent:.3g} FLOPs"
     elif goal is None:
         steps = [decision.candidate] if decision.candidate is not None else []
+        now = "no interval" if width is None else f"now x{width:.2f}"
         message = decision.message if decision.status != "advice" or design is None else (
-            f"one more wave would buy: {decision.candidate.describe()} at {target:.3g} (now x{width:.2f})")
-    elif design is None or decision.status == "no_gain" or width <= goal:  # no interval, stalled, or the loss open
+            f"one more wave would buy: {decision.candidate.describe()} at {target:.3g} ({now})")
+    elif design is None or decision.status == "no_gain" or width is None or width <= goal:  # nothing to plan from, or the loss open
         steps = [decision.candidate] if decision.candidate is not None else []
         message = f"precision not reached ({decision.status}): {decision.message}"
     else:

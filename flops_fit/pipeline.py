@@ -656,7 +656,7 @@ def sweep_design(config: dict, table: pd.DataFrame, fit: ScalingFit, waves: list
     ) if placed else None
     widths = {w["wave"]: (w.get("decision") or {}).get("width") for w in waves or []}
     rows = []
-    for wave, runs in sweep.groupby("wave"):
+    for wave, runs in sweep.groupby("wave") if "wave" in sweep.columns else ():  # a table from before waves
         rows.append({"wave": int(wave), "runs": int(len(runs)), "flops": float(runs["achieved_flops"].sum()),
                      "flops_placed": float(sweep.loc[sweep["wave"] <= wave, "achieved_flops"].sum()),
                      # the interval this wave was chosen from: the fit of the waves before it

@@ -261,3 +261,16 @@ def test_a_decision_without_an_interval_is_strict_json():
                       sizes_per_wave=4)
     assert d.status == "add" and d.candidate.kind == "budget"
     json.dumps(d.to_dict(), allow_nan=False)  # a candidate of unknown width is null, not NaN
+
+
+def test_an_outlook_without_an_interval_says_so(three_budgets):
+    table, losses = three_budgets
+    rows = table[table["role"] == "sweep"]
+    df = pd.DataFrame({"N": rows["params"].astype(float), "D": rows["tokens"].astype(float),
+                       "C": rows["achieved_flops"].astype(float), "budget": rows["budget"].astype(float),
+                       "loss": rows["run_id"].map(losses)})
+    fit = fit_table(df, budgets=sorted(set(df["budget"])), target_budgets=[TARGET], bootstrap=0, seed=0)
+    for goal in (None, 2.0):
+        out = design.outlook(fit, TARGET, goal, placed=[1e12, 4e12, 1.6e13], ladder=[1e12, 4e12, 1.6e13], spent=0.0,
+                             cap=None, sizes_per_budget=6, sizes_per_wave=4)
+        assert out["width"] is None and out["message"]
