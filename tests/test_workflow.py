@@ -128,6 +128,7 @@ def test_a_failing_rule_script_fails_its_job_with_the_error_in_the_rules_log(swe
     assert "plot.py failed" in log and "JSONDecodeError" in log, log
 
 
+@pytest.mark.slow  # runs the .test sweep twice, once with a clone of the old code (about 3 min)
 def test_a_sweep_finished_when_rules_were_scripts_retrains_nothing(tmp_path):
     """A `.test` sweep finished by the workflow of SCRIPT_DIRECTIVES, then run by this one: the non-train
     rules rerun once (their code changed) and reach the same results; no train job runs."""
