@@ -218,3 +218,21 @@ def test_a_changed_plan_row_is_retrained_and_only_it(data, swept, tmp_path, chan
              "placement": "fixed", "lr_calibration": {"enabled": False}, "seed_replicates": 0, **change}
     call(data, tmp_path / "copy", sweep=sweep)
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items()), "a run of the old seed was kept"
+
+
+def test_a_precision_sweep_in_find_optimal_stops_at_its_cap_and_records_its_design(data, swept, tmp_path):
+    """sweep.precision through find_optimal, on a copy of the finished sweep: an unreachable goal stops
+    at the cap, and fit.json and plan/design.json say so and what the next wave would cost."""
+    shutil.copytree(swept[0] / "out", tmp_path / "out")
+    sweep = {"sizes_per_budget": 4, "steps": 60, "lr": 0.02, "lr_exponent": -0.5, "lr_reference_size": 8,
+             "lr_calibration": {"enabled": False}, "seed_replicates": 0, "flops_per_token": "6N",
+             "precision": {"budget": 1e11, "N_star": 1.01, "start_budgets": 2}, "max_flops": 2e11}
+    result = call(data, tmp_path, sweep=sweep)
+    outlook = result.fit.design["outlook"]
+    assert outlook["status"] == "cap" and outlook["steps"] and "sweep.max_flops" not in outlook["message"]
+    assert outlook["message"].startswith("precision not reached (cap)")
+    record = json.loads((tmp_path / "out" / "plan" / "design.json").read_text())
+    assert record["outcome"]["status"] == "cap" and record["precision"]["N_star"] == 1.01
+    placed = result.runs[result.runs["role"] == "sweep"]
+    assert {1e10, 3e10} <= set(placed["budget"]) and placed["achieved_flops"].sum() <= 2e11
+    assert record["outcome"]["flops_spent"] + record["outcome"]["candidate"]["flops"] > 2e11  # why it stopped
