@@ -25,10 +25,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from train_phase import union_seconds
+from train_phase import timed_snakemake, union_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the last commit whose non-train rules were ``script:`` directives (each job its own Python)
@@ -65,12 +64,7 @@ def run_sweep(code: Path, config: Path, folder: Path, cores: int) -> dict[str, f
     shutil.copy(config, folder / "config" / "config.yaml")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": f"{code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    start = time.monotonic()
-    with open(folder / "snakemake.log", "w") as log:
-        subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(code / "workflow" / "Snakefile"),
-                        "--directory", str(folder), "--cores", str(cores), "--workflow-profile", "none"],
-                       cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
-    wall = time.monotonic() - start
+    wall = timed_snakemake(code, folder, cores, env)
     jobs = job_intervals(folder)
     train = [(a, b) for rule, a, b in jobs if rule in TRAIN_RULES]
     return {

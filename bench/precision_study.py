@@ -7,7 +7,7 @@ of every run), one goal: N*'s 95 % interval at ``--target`` (1e14) at most ``--g
   ``sizes_per_budget`` sizes each, extensions while unbracketed, one seed replicate of the smallest),
   fitted; then waves chosen by :func:`flops_fit.design.decide` exactly as the placer does (a new budget
   is a window centred as coverage.py centres a later budget; "more sizes" adds ``sizes_per_wave``
-  geometric midpoints between the trained sizes nearest the fitted optimum), until it stops.
+  geometric midpoints between the trained sizes nearest the fitted optimum, ``recipe.densify_params``), until it stops.
 * **fixed ladders**: the default ladder continued at its own ratio to K budgets (``--budgets``,
   default 4..7), with S sizes over the same window span (``--sizes``, default 6, 8, 10): every design
   a user could have guessed, each run on the same law with its own noise draws.
@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flops_fit import design as dsg  # noqa: E402
+from flops_fit import design as dsg, recipe  # noqa: E402
 
 
 def _coverage_study():
@@ -104,14 +104,6 @@ def flops(rows: list[dict]) -> float:
     return float(sum(r["C"] for r in rows))
 
 
-def midpoints(N: Sequence[float], centre: float, count: int) -> list[float]:
-    """``count`` geometric midpoints between consecutive trained sizes, nearest ``centre`` (the placer's
-    densify on a continuous knob)."""
-    s = sorted(set(N))
-    mids = [math.sqrt(a * b) for a, b in zip(s, s[1:])]
-    return sorted(mids, key=lambda m: abs(math.log(m / centre)))[:count]
-
-
 def precision_sweep(law, shift, base: cov.Design, target: float, goal: float, start: int, sizes_per_wave: int,
                     noise: float, bootstrap: int, rng: np.random.Generator, seed: int) -> dict:
     """The waves sweep.precision would place on this law, to its stop: FLOPs, width, status, waves."""
@@ -143,7 +135,7 @@ def precision_sweep(law, shift, base: cov.Design, target: float, goal: float, st
             trained = [r["N"] for r in rows if math.isclose(r["budget"], c.C, rel_tol=1e-9)]
             entry = next((b for b in fit.isoflop.per_budget if math.isclose(b.C, c.C, rel_tol=1e-9)), None)
             centre = entry.N_opt if entry is not None and entry.N_opt else float(np.median(trained))
-            N = midpoints(trained, centre, sizes_per_wave)
+            N = recipe.densify_params(trained, centre, sizes_per_wave)
             L = list(cov.observe(law, shift, N, c.C, noise, rng))
         rows += cov.budget_rows(c.C, N, L)
         waves += 1

@@ -59,6 +59,16 @@ def sum_train_time(results: Path) -> tuple[float, int]:
     return sum(m["train_time_s"] for m in runs), len(runs)
 
 
+def timed_snakemake(code: Path, folder: Path, cores: int, env: dict[str, str]) -> float:
+    """Wall seconds of ``snakemake`` with the workflow of ``code`` in ``folder`` (its log in snakemake.log)."""
+    start = time.monotonic()
+    with open(folder / "snakemake.log", "w") as log:
+        subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(code / "workflow" / "Snakefile"),
+                        "--directory", str(folder), "--cores", str(cores), "--workflow-profile", "none"],
+                       cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+    return time.monotonic() - start
+
+
 def run_workflow(config: Path, folder: Path, worker: bool, cores: int) -> dict:
     if folder.exists():
         shutil.rmtree(folder)
@@ -73,12 +83,7 @@ def run_workflow(config: Path, folder: Path, worker: bool, cores: int) -> dict:
     shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{shims}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    start = time.monotonic()
-    with open(folder / "snakemake.log", "w") as log:
-        subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                        "--directory", str(folder), "--cores", str(cores), "--workflow-profile", "none"],
-                       stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
-    wall = time.monotonic() - start
+    wall = timed_snakemake(ROOT, folder, cores, env)
     intervals = [tuple(map(float, line.split())) for line in jobs.read_text().splitlines()]
     train, n = sum_train_time(folder / "results")
     return {"wall": wall, "phase": union_seconds(intervals), "jobs": sum(b - a for a, b in intervals),

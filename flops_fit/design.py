@@ -69,6 +69,11 @@ class Candidate:
         expected = "" if math.isnan(self.width) else f", N* interval about x{self.width:.2f}"
         return f"{what}: about {self.flops:.2g} FLOPs{expected}"
 
+    def to_dict(self) -> dict:
+        """Strict JSON: an unknown expected width (no interval to scale yet) is null."""
+        return {"kind": self.kind, "C": self.C, "runs": self.runs, "flops": self.flops,
+                "expected_width": None if math.isnan(self.width) else self.width}
+
 
 @dataclass(frozen=True)
 class Design:
@@ -165,8 +170,9 @@ def candidates(design: Design, target: float, placed: list[float], ladder: list[
 
 @dataclass(frozen=True)
 class Decision:
-    """What the sweep does next: ``status`` "add" (train ``candidate``), "reached", "cap", "no_gain" or
-    "no_fit" (no interval to judge), with the numbers behind it and a sentence for the user."""
+    """What the sweep does next: ``status`` "add" (train ``candidate``), "reached", "cap" (``candidate``
+    would pass the cap), "no_gain" (no wave helps) or, without a goal, "advice" (``candidate`` is what one
+    more wave would buy), with the numbers behind it and a sentence for the user."""
 
     status: str
     target: float
@@ -183,10 +189,7 @@ class Decision:
         return {"status": self.status, "target": self.target, "width": self.width, "goal": self.goal,
                 "loss_width": self.loss_width, "loss_goal": self.loss_goal,
                 "flops_spent": self.spent, "message": self.message,
-                "candidate": None if self.candidate is None else {
-                    "kind": self.candidate.kind, "C": self.candidate.C, "runs": self.candidate.runs,
-                    "flops": self.candidate.flops,
-                    "expected_width": None if math.isnan(self.candidate.width) else self.candidate.width}}
+                "candidate": None if self.candidate is None else self.candidate.to_dict()}
 
 
 def best_candidate(options: list[Candidate], now: float) -> Candidate | None:
@@ -242,11 +245,10 @@ def outlook(fit, target: float, goal: float | None, *, placed: list[float], ladd
     else:
         steps, reachable = path_to(design, target, goal, placed=placed, ladder=ladder,
                                    sizes_per_budget=sizes_per_budget, sizes_per_wave=sizes_per_wave)
-        more = sum(s.flops for s in steps)
         waves = ", then ".join(s.describe().split(":")[0] for s in steps)
         if reachable:
             message = (f"precision not reached ({decision.status}): N* interval at {target:.3g} is x{width:.2f}; "
-                       f"to reach x{goal:g}, {waves}: about {more:.2g} FLOPs more")
+                       f"to reach x{goal:g}, {waves}: about {sum(c.flops for c in steps):.2g} FLOPs more")
         else:
             message = (f"precision not reached ({decision.status}): N* interval at {target:.3g} is x{width:.2f}; "
                        f"no sequence of candidate waves brings it within x{goal:g}"
@@ -255,8 +257,7 @@ def outlook(fit, target: float, goal: float | None, *, placed: list[float], ladd
     return {"status": decision.status, "target": target, "goal": goal, "width": width,
             "loss_goal": loss_goal, "loss_width": decision.loss_width, "flops_spent": spent,
             "reachable": reachable, "flops_more": sum(s.flops for s in steps) if steps else None,
-            "steps": [{"kind": s.kind, "C": s.C, "runs": s.runs, "flops": s.flops,
-                       "expected_width": None if math.isnan(s.width) else s.width} for s in steps],
+            "steps": [c.to_dict() for c in steps],
             "message": message}
 
 
