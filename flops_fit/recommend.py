@@ -192,7 +192,7 @@ def print_recommendations(path: str | Path, fit_json: str | Path) -> None:
     out = lines(read_recommendations(path))
     if Path(fit_json).exists():
         fit = read_fit(fit_json)
-        out = (out or no_recommendation(fit)) + [backtest_line(fit.backtest)] + design_lines(fit)
+        out = (out or no_recommendation(fit)) + [backtest_line(fit.backtest)] + waves_lines(fit) + design_lines(fit)
     for line in out:
         print(f"flops-fit: {line}", file=sys.stderr)
 
@@ -201,6 +201,18 @@ def design_lines(fit: ScalingFit) -> list[str]:
     """The sweep's outlook (``fit.design``): the precision reached or not, what the next waves would cost."""
     outlook = (fit.design or {}).get("outlook")
     return [outlook["message"]] if outlook else []
+
+
+def waves_lines(fit: ScalingFit) -> list[str]:
+    """With ``sweep.precision``, one line for the sweep's waves: each one's runs, the FLOPs placed after it
+    and the interval of N* it was chosen from (the summary page shows them as a table)."""
+    record = fit.design or {}
+    if not record.get("precision") or not record.get("waves"):
+        return []
+    waves = "; ".join(f"{w['wave']}: {w['runs']} runs, {w['flops_placed']:.3g} FLOPs placed"
+                      + ("" if w.get("width_before") is None else f" (chosen at x{w['width_before']:.2f})")
+                      for w in record["waves"])
+    return [f"waves toward N* at {record['target']:.3g} within x{record['precision']['N_star']:g}: {waves}"]
 
 
 def lines(table: pd.DataFrame) -> list[str]:

@@ -47,6 +47,7 @@ def test_a_precision_sweep_stops_at_its_cap_and_a_larger_cap_only_adds_runs(test
     outlook = fit["design"]["outlook"]
     assert outlook["status"] == "cap" and outlook["steps"] and "precision not reached (cap)" in outlook["message"]
     assert f"flops-fit: {outlook['message']}" in first.stderr  # the console's last lines
+    assert "flops-fit: waves toward N* at 1e+11 within x1.01: 0: " in first.stderr  # per wave, FLOPs placed
     page = (workdir / "results" / "report" / "summary.html").read_text()
     assert "Sweep design: asked for: N* at 1e+11 within x1.01" in page
 
