@@ -6,7 +6,11 @@ measures the initialization, not what the size reaches at its budget: fitted, it
 profile; in the lr calibration, its flat losses hand out a "best" lr chosen by noise.
 
 **The test.** A run is ``no_learning`` when its final eval loss is above ``NO_LEARNING_RATIO`` (0.98)
-times its initial loss, or times ``fit.chance_loss`` when that is known: it improved by less than 2 %.
+times its initial loss, or times chance level: it improved by less than 2 %. Chance is ``fit.chance_loss``
+when the user gives it, else the run's own ``chance_eval_loss`` (the eval loss of the best constant
+prediction, measured at initialization: :mod:`flops_fit.training.chance`). Both references matter: a
+model initialised above chance that only learns the label marginal falls far from its start and sits
+at chance.
 Eval-loss noise between seeds is typically under 1 %, so a 2 % fall is beyond noise; and a run that learned, however slowly, and fell more than 2 % is kept
 by construction. A run that fell less than 2 % over its whole budget is, for the fit, indistinguishable
 from its initialization, so leaving it out loses no information about its size.
@@ -62,7 +66,11 @@ def no_learning(metrics: dict, run_dir: str | Path | None = None, chance: float 
     if final is None or final <= 0:
         return None
     start, what = initial_loss(metrics, run_dir)
-    for reference, name in ((start, what), (_finite(chance), "chance level (fit.chance_loss)")):
+    if _finite(chance) is not None:
+        level, level_name = _finite(chance), "chance level (fit.chance_loss)"
+    else:
+        level, level_name = _finite(metrics.get("chance_eval_loss")), "chance level (best constant prediction)"
+    for reference, name in ((start, what), (level, level_name)):
         if reference is not None and reference > 0 and final > ratio * reference:
             return (f"its eval loss {final:.4g} stayed within {1 - ratio:.0%} of its {name} {reference:.4g} "
                     "(no learning)")

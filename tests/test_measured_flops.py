@@ -15,6 +15,7 @@ from fitting_support import TRUTH, law, true_optimum
 from flops_fit.config import prepare_config
 from flops_fit.examples.gpt import GPT
 from flops_fit.fitting.flops_curve import FlopsCurve
+from flops_fit.flops import flops_per_token, matmul_params
 from flops_fit.fitting.parametric import frontier, frontier_per_size
 from flops_fit.placement import Placer
 from flops_fit.planning import SizeCatalog, as_table, six_n_warning
@@ -81,6 +82,25 @@ def test_a_model_with_known_flops_gets_its_count_by_default(model_cls, extra):
     info = catalog.info(w)
     assert info.params == N_IN * w + w
     assert info.flops_per_token == 6 * info.params - 2 * N_IN * w + extra * w * w
+
+
+class NotOnMeta(GPT):
+    """The shipped GPT with a forward that reads a value (``.item()``): it cannot run on the meta device,
+    so its FLOPs are counted on real CPU tensors, where attention runs in a fused kernel."""
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        assert idx.max().item() < self.wte.num_embeddings
+        return super().forward(idx)
+
+
+def test_attention_is_counted_when_the_model_cannot_run_on_meta():
+    """The fused CPU attention kernel has no FLOP formula: counted on real tensors, attention was skipped."""
+    example = torch.zeros(2, 64, dtype=torch.long)
+    on_meta = flops_per_token(GPT(d_model=32, **GPT_KWARGS), "measured", example)[0]
+    on_cpu = flops_per_token(NotOnMeta(d_model=32, **GPT_KWARGS), "measured", example)[0]
+    assert on_cpu == on_meta
+    attention = 12 * GPT_KWARGS["n_layer"] * 64 * 32  # Q·Kᵀ and A·V, forward and backward, per token
+    assert on_cpu - 6 * matmul_params(GPT(d_model=32, **GPT_KWARGS)) > 0.8 * attention  # 6N misses it
 
 
 def test_the_plan_warns_once_when_6n_is_more_than_10_percent_off():

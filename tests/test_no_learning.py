@@ -10,14 +10,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from flops_fit import calibration, learning
 from flops_fit.pipeline import collect_results
 from flops_fit.report_page import run_outcomes
+from flops_fit.loss import AdaptedLoss
 from flops_fit.training import run_training
+from flops_fit.training.chance import chance_loss
 from flops_fit.training.device import setup_device
 from flops_fit.training.evaluation import evaluate
-from training_support import Regression, eval_batches, loss_fn, mlp, run_row, settings
+from training_support import DIM, Regression, eval_batches, loss_fn, mlp, run_row, settings
 
 
 def _train(runs_dir, run_id, lr, **setting_overrides):
@@ -120,3 +123,64 @@ def test_the_lr_calibration_gives_no_best_lr_to_a_size_whose_every_lr_is_flat():
     everything = {r: "flat" for r in table["run_id"]}
     with pytest.raises(ValueError, match="no calibration run learned"):
         calibration.fit_lr_law(table, {r: 2.3030 for r in table["run_id"]}, [-1.0, 0.0], everything)
+
+
+# -- chance level measured for any loss: the best constant prediction ------------------------------
+
+class NoiseLabels(torch.utils.data.Dataset):
+    """Labels drawn independently of the inputs (3 classes at 60/30/10 %): nothing to learn but the marginal."""
+
+    def __init__(self, n: int = 512, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = 4 * torch.randn(n, DIM, generator=g)  # large inputs: a fresh net starts far above chance
+        self.y = torch.multinomial(torch.tensor([0.6, 0.3, 0.1]), n, replacement=True, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.y[i]
+
+
+def _classifier() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(DIM, 32), torch.nn.GELU(), torch.nn.Linear(32, 3))
+
+
+def test_chance_is_the_best_constant_prediction_under_the_users_loss():
+    setup = setup_device("cpu")
+    data = NoiseLabels(seed=5)
+    batches = [(data.x[i:i + 128], data.y[i:i + 128]) for i in range(0, 512, 128)]
+    ce = AdaptedLoss(torch.nn.CrossEntropyLoss())
+    p = torch.bincount(data.y, minlength=3).double() / len(data.y)
+    assert chance_loss(_classifier(), batches, ce, setup) == pytest.approx(float(-(p * p.log()).sum()), abs=1e-4)
+    regression = eval_batches()  # MSE: chance is the variance of the targets about their mean
+    y = torch.cat([b[1] for b in regression])
+    assert chance_loss(mlp(), regression, loss_fn, setup) == pytest.approx(float(y.var(0, unbiased=False).mean()), rel=1e-3)
+    # a language model's (B, T, V) logits against (B, T) tokens: a position-wise unigram, at most ln V
+    tokens = torch.randint(0, 4, (8, 5), generator=torch.Generator().manual_seed(0)) ** 2 % 7  # skewed over 7
+    lm = torch.nn.Sequential(torch.nn.Embedding(7, 8), torch.nn.Linear(8, 7))
+    level = chance_loss(lm, [(tokens, tokens)], AdaptedLoss(torch.nn.CrossEntropyLoss()), setup)
+    assert level < math.log(7) - 0.5
+    # an output chance cannot be told for (a tuple without logits): None, and nothing else breaks
+    assert chance_loss(torch.nn.Identity(), [((torch.zeros(2), torch.ones(2)), torch.zeros(2))], ce, setup) is None
+
+
+def test_a_run_that_only_learns_the_label_marginal_is_no_learning(tmp_path):
+    """Real training on labels independent of the inputs: the eval loss falls far from its start (the
+    initial-loss test passes it) but settles at chance, which each run now measures and checks."""
+    data, held_out = NoiseLabels(seed=0), NoiseLabels(seed=1)
+    model = _classifier()
+    row = run_row(model, run_id="C1e9_hidden32", steps=60, lr=1e-2, tokens_per_sample=1, batch_size=32)
+    batches = [(held_out.x[i:i + 128], held_out.y[i:i + 128]) for i in range(0, 512, 128)]
+    metrics = run_training(row, model=model, train_data=data, eval_data=batches,
+                           loss_fn=torch.nn.CrossEntropyLoss(), settings=settings(),
+                           out_dir=tmp_path / "run", checkpoint_dir=tmp_path / "ckpt")
+    assert metrics["status"] == "ok"
+    assert metrics["eval_loss"] < 0.9 * metrics["initial_eval_loss"]  # it moved, so the old test kept it
+    assert metrics["chance_eval_loss"] == pytest.approx(0.9, abs=0.1)  # 60/30/10 %: entropy 0.90 nats
+    reason = learning.no_learning(metrics, tmp_path / "run")
+    assert reason and "chance level (best constant prediction)" in reason
+    assert learning.no_learning({**metrics, "chance_eval_loss": None}, tmp_path / "run") is None
+    given = learning.no_learning({**metrics, "chance_eval_loss": None}, tmp_path / "run", chance=metrics["eval_loss"])
+    assert "fit.chance_loss" in given  # a chance level in the config stands in for the measured one

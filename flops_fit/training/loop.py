@@ -49,6 +49,7 @@ from flops_fit.training.checkpoint import (
 from flops_fit.training.device import DeviceSetup, setup_device
 from flops_fit.training.distributed import Ranks, local_rank, process_group
 from flops_fit.training.divergence import DivergenceMonitor
+from flops_fit.training.chance import chance_loss
 from flops_fit.training.evaluation import evaluate
 from flops_fit.training.schedule import lr_at
 from flops_fit.training.stopping import Interrupted, StopRequests
@@ -197,6 +198,7 @@ class _Trainer:
         self.pending: list[CurveRow] = []  # rows whose train loss is still on the device
         self.reason: str | None = None  #: why the attempt diverged, once it has
         self.initial_eval_loss: float | None = None  #: held-out loss at initialization (flops_fit.learning)
+        self.chance_eval_loss: float | None = None  #: held-out loss of the best constant prediction (chance)
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def state_dict(self, position: int, wall: float, attempts: list[dict]) -> dict[str, Any]:
@@ -214,6 +216,7 @@ class _Trainer:
             "monitor": self.monitor.state_dict(),
             "curve": [list(astuple(r)) for r in self.curve],
             "initial_eval_loss": self.initial_eval_loss,
+            "chance_eval_loss": self.chance_eval_loss,
             "timers": {**self.timers, "wall": self.timers["wall"] + wall},
             "rng": rng_state(),
         }
@@ -225,6 +228,7 @@ class _Trainer:
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.curve = [CurveRow(*row) for row in state["curve"]]
         self.initial_eval_loss = state.get("initial_eval_loss")  # absent from older checkpoints
+        self.chance_eval_loss = state.get("chance_eval_loss")
         self.timers.update(state["timers"])
 
     # -- steps ----------------------------------------------------------------------------------------
@@ -422,6 +426,7 @@ def run_training(
         "reason": trainer.reason,
         "eval_loss": eval_loss,
         "initial_eval_loss": trainer.initial_eval_loss,
+        "chance_eval_loss": trainer.chance_eval_loss,
         "final_train_loss": trainer.final_train_loss(),
         "tokens": trainer.tokens,
         "steps": trainer.step,
@@ -627,6 +632,7 @@ def _train(
     if trainer.step == 0 and trainer.initial_eval_loss is None:  # once, before the first step (not on a resume)
         clock.lap("train")
         trainer.initial_eval_loss = evaluate(trainer.net.model, eval_data, trainer.loss_fn, setup, ranks)
+        trainer.chance_eval_loss = chance_loss(trainer.net.model, eval_data, trainer.loss_fn, setup)
         clock.lap("eval")
     last_log = last_ckpt = time.monotonic()
 
