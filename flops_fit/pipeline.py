@@ -27,6 +27,7 @@ from flops_fit.errors import ConfigError
 from flops_fit.fitting import ScalingFit, fit_table, read_fit, write_fit
 from flops_fit.fitting.flops_curve import FlopsCurve
 from flops_fit.fitting.records import Cost
+from flops_fit.fitting.table import MIN_POINTS
 from flops_fit.io import write_json, write_text, write_tsv
 from flops_fit.paths import run_file
 from flops_fit.recipe import Recipe
@@ -616,6 +617,7 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
     config, not the validated summary, and resolving a reference costs a fraction of a second.
     """
     results, warnings = collect_results(table, runs_dir, chance_loss(config))
+    _raise_if_too_few(table, results, warnings)
     fit = config["fit"]
     result = fit_table(
         results, budgets=sweep_budgets(config, table), target_budgets=target_budgets(config),
@@ -633,6 +635,30 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
                 stable_runs=len({s.stable_id for s in planning.stable_segments(table)}))
     result = replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings)
     return replace(result, design=sweep_design(config, table, result, waves)), results
+
+
+class TooFewRuns(ValueError):
+    """The sweep left fewer runs than the fit needs; the message says which were left out and why."""
+
+
+def _raise_if_too_few(table: pd.DataFrame, results: pd.DataFrame, warnings: list[str]) -> None:
+    """:class:`TooFewRuns` saying why the fit has too few runs (which were left out, and why) and what to change.
+
+    Without it the fitter's own check said only "3 row(s); the parametric fit needs at least 6 runs",
+    after a sweep whose small runs had all stayed at chance: true, but it hid the cause."""
+    if len(results) >= MIN_POINTS:
+        return
+    sweep = table[table["role"] == "sweep"] if "role" in table.columns else table
+    flat = [w for w in warnings if "'no_learning'" in w]
+    other = [w for w in warnings if "excluded from the fit" in w and w not in flat]
+    raise TooFewRuns(
+        f"only {len(results)} of {len(sweep)} sweep runs can be fitted; the fit needs at least {MIN_POINTS}. "
+        + (f"{len(flat)} did not learn (their eval loss stayed at its initial value or at chance): "
+           f"{'; '.join(flat)}. " if flat else "")
+        + (f"{len(other)} failed: {'; '.join(other)}. " if other else "")
+        + "Raise the budgets (or the learning rate, if too low) so that more sizes learn, or add sizes "
+          "(model.sizes, sweep.sizes_per_budget)"
+    )
 
 
 def sweep_design(config: dict, table: pd.DataFrame, fit: ScalingFit, waves: list[dict] | None = None) -> dict | None:

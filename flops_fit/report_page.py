@@ -19,7 +19,7 @@ from flops_fit.fitting.records import ScalingFit
 from flops_fit.fitting.summary import (SUMMARY_COLUMNS, backtest_line, fold_rows, prefixed, summary_rows,
                                       uncertainty_line)
 from flops_fit.paths import run_file
-from flops_fit.planning import repetition_warning
+from flops_fit.planning import repetition_warning, six_n_warning
 from flops_fit.recommend import design_lines, lines, no_recommendation
 
 #: columns of the runs table shown on the page (plan columns, then the run's outcome)
@@ -149,7 +149,8 @@ def summary_page(
     summary = pd.DataFrame([r for r in summary_rows(fit) if r[0] != "warning"], columns=list(SUMMARY_COLUMNS))
     decisions = (lines(recommendations) or no_recommendation(fit)
                  or ["no target_budgets configured: add some to get a recommendation"])
-    all_warnings = repetition_warning(outcomes) + list(fit.warnings)  # the runs that repeat data: one line
+    # the plan's two data-and-compute warnings (one line each), then the fit's
+    all_warnings = repetition_warning(outcomes) + six_n_warning(outcomes) + list(fit.warnings)
     level, resamples = fit.bootstrap.ci_level, fit.bootstrap.resamples
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flops-fit summary</title><style>{STYLE}</style></head>

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from flops_fit import calibration, learning
-from flops_fit.pipeline import collect_results
+from flops_fit.config import prepare_config
+from flops_fit.pipeline import TooFewRuns, collect_results, fit_runs
 from flops_fit.report_page import run_outcomes
 from flops_fit.loss import AdaptedLoss
 from flops_fit.training import run_training
@@ -184,3 +185,20 @@ def test_a_run_that_only_learns_the_label_marginal_is_no_learning(tmp_path):
     assert learning.no_learning({**metrics, "chance_eval_loss": None}, tmp_path / "run") is None
     given = learning.no_learning({**metrics, "chance_eval_loss": None}, tmp_path / "run", chance=metrics["eval_loss"])
     assert "fit.chance_loss" in given  # a chance level in the config stands in for the measured one
+
+
+def test_a_sweep_left_with_too_few_runs_says_which_did_not_learn(tmp_path):
+    """The fitter's own check said only "3 row(s); the parametric fit needs at least 6 runs"."""
+    sizes = [2, 3, 4, 6, 8, 12, 17, 23]
+    runs = pd.DataFrame({"run_id": [f"C1e9_d{s}" for s in sizes], "budget": [1e9] * 8, "size": sizes,
+                         "size_param": ["embed_dim"] * 8, "params": [50 * s * s for s in sizes], "lr": [0.01] * 8,
+                         "role": ["sweep"] * 8, "flops_per_token": [1e3] * 8})
+    for run_id, loss in zip(runs["run_id"], [2.31, 2.30, 1.9, 1.8, 2.0, 2.30, 2.31, 2.31]):
+        _write(tmp_path, run_id, eval_loss=loss, initial_eval_loss=2.5, chance_eval_loss=2.29)
+    config = prepare_config({"model": {"class": "m:M", "size_param": "embed_dim"}, "dataset": {"target": "d:D"},
+                             "loss": {"target": "l:L"}, "budgets": [1e9]})
+    with pytest.raises(TooFewRuns) as raised:
+        fit_runs(config, runs, tmp_path)
+    message = str(raised.value)
+    assert "only 3 of 8 sweep runs can be fitted" in message and "5 did not learn" in message
+    assert "C1e9_d2 excluded" in message and "Raise the budgets" in message
