@@ -280,7 +280,7 @@ def find_optimal(
     plot_all(result, fitted, table, out.runs_dir, out.plots_dir)
     # the summarize rule's step: the report's summary page and the runs table with each run's outcome
     pipeline.summarize_step(out.fit, out.recommendations, out.runs_table, out.runs_dir, out.calibration_law,
-                            out.summary_page, out.report_runs)
+                            out.summary_page, out.report_runs, pipeline.chance_loss(config))
     checked = pd.DataFrame(columns=verification.COLUMNS)
     if verify is not False:
         checked, more = _verify(config, ctx, law, result, recommendations, objects, out, progress)

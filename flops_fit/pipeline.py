@@ -129,7 +129,8 @@ def loader_batch_notes(config: dict, ctx: PlanContext) -> list[str]:
     for size in window:
         info = ctx.catalog.info(size)
         tokens = budget / info.flops_per_token
-        planned.add(ctx.recipe.batch_plan(info.params, budget, tokens, ctx.tokens_per_sample)[0])
+        planned.add(ctx.recipe.batch_plan(info.params, budget, tokens, ctx.tokens_per_sample,
+                                            flops_per_token=info.flops_per_token)[0])
     if planned == {ctx.fixed_batch}:
         return []
     rule = ("sweep.batch_size" if ctx.recipe.batch_size else "sweep.steps" if ctx.recipe.steps
@@ -731,14 +732,15 @@ def plot_step(
 # ---------------------------------------------------------------------------------------- summarize
 def summarize_step(
     fit_json: str | Path, recommendations_tsv: str | Path, runs_path: str | Path, runs_dir: str | Path,
-    calibration_json: str | Path, page_path: str | Path, runs_out: str | Path,
+    calibration_json: str | Path, page_path: str | Path, runs_out: str | Path, chance: float | None = None,
 ) -> None:
-    """The summarize rule: the report's summary page and the runs table with each run's outcome."""
+    """The summarize rule: the report's summary page and the runs table with each run's outcome
+    (``chance``: ``fit.chance_loss``, so a run the fit left out at chance shows as ``no_learning`` here too)."""
     from flops_fit import report_page
 
     calibration = json.loads(Path(calibration_json).read_text())
     runs = planning.read_runs_table(runs_path)
-    outcomes = report_page.run_outcomes(runs, runs_dir)
+    outcomes = report_page.run_outcomes(runs, runs_dir, chance)
     write_tsv(outcomes, runs_out)
     page = report_page.summary_page(read_fit(fit_json), recommend.read_recommendations(recommendations_tsv), outcomes,
                                     calibration, report_page.retried_runs(runs, runs_dir))

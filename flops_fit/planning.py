@@ -179,7 +179,8 @@ def plan_row(
     size = as_size(size)
     rid = run_id(budget, size_param, size, suffix)
     tokens_wanted = budget / info.flops_per_token
-    batch, steps, rule = recipe.batch_plan(info.params, budget, tokens_wanted, tokens_per_sample, fixed_batch)
+    batch, steps, rule = recipe.batch_plan(info.params, budget, tokens_wanted, tokens_per_sample, fixed_batch,
+                                           info.flops_per_token)
     tokens = steps * batch * tokens_per_sample
     achieved = tokens * info.flops_per_token
     warnings = []

@@ -242,17 +242,19 @@ class Recipe:
         """``sweep.reuse: branches``: the runs of a size are cooldowns of one shared stable run."""
         return self.reuse == "branches"
 
-    def batch_budget(self, params: int, budget: float) -> float:
+    def batch_budget(self, params: int, budget: float, flops_per_token: float | None = None) -> float:
         """The C the batch law is evaluated at for a run of N = ``params`` at ``budget``.
 
         Without reuse, the run's own budget (one batch per IsoFLOP profile). With branches, a shared
         prefix needs one batch per size, whatever budget it serves: the budget at which the size is
-        compute-optimal, C_opt(N) = 6·tokens_per_param·N². DeepSeek's B ∝ C^0.327 then gives
-        B ∝ N^0.65, close to Porian et al.'s B ∝ N^(2/3).
+        compute-optimal, C_opt(N) = fpt(N)·tokens_per_param·N, in the FLOPs per token the budgets are
+        counted in (6N when not given). DeepSeek's B ∝ C^0.327 then gives B ∝ N^0.65, close to Porian
+        et al.'s B ∝ N^(2/3).
         """
         if not self.branches:
             return budget
-        return 6.0 * self.tokens_per_param * float(params) ** 2
+        fpt = 6.0 * float(params) if flops_per_token is None else float(flops_per_token)
+        return fpt * self.tokens_per_param * float(params)
 
     def snap_params(self, target: float) -> float:
         """With branches, a target N moved to the nearest point of one log grid (the window's spacing):
@@ -274,7 +276,8 @@ class Recipe:
         return learning_rate(params, reference_params, self.lr, self.lr_exponent)
 
     def batch_plan(
-        self, params: int, budget: float, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None
+        self, params: int, budget: float, tokens: float, tokens_per_sample: int, fixed_batch: int | None = None,
+        flops_per_token: float | None = None,
     ) -> tuple[int, int, str]:
         """(batch in samples, steps, rule) of one run; precedence: a user DataLoader's batch,
         ``sweep.batch_size``, ``sweep.steps``, then the batch law (``sweep.batch``).
@@ -288,7 +291,7 @@ class Recipe:
         if self.steps:
             batch, steps = batch_and_steps(tokens, tokens_per_sample, self.steps, None)
             return batch, steps, "fixed steps"
-        law = self.batch.tokens_at(params, self.batch_budget(params, budget)) / tokens_per_sample
+        law = self.batch.tokens_at(params, self.batch_budget(params, budget, flops_per_token)) / tokens_per_sample
         floor = self.batch.min_samples
         batch = max(floor, round(law))
         steps = max(1, round(tokens / tokens_per_sample / batch))
@@ -300,6 +303,6 @@ class Recipe:
         Kaplan's exponent came out at 0.73). With branches the cap is taken at the size's C_opt
         (:meth:`batch_budget`), not the run's own steps, so every run of a size shares one warmup."""
         if self.branches:
-            steps = max(1, round(self.batch_budget(params, 0.0) / flops_per_token / tokens_per_step))
+            steps = max(1, round(self.batch_budget(params, 0.0, flops_per_token) / flops_per_token / tokens_per_step))
         wanted = math.ceil(self.warmup_tokens_per_param * params / tokens_per_step)
         return max(0, min(wanted, math.floor(self.max_warmup_fraction * steps)))

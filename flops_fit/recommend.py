@@ -89,7 +89,7 @@ def recommend(
         warnings += notes
         fpt = info[size].flops_per_token
         tokens_wanted = p.C / fpt
-        batch, steps, _ = recipe.batch_plan(info[size].params, p.C, tokens_wanted, tokens_per_sample, fixed_batch)
+        batch, steps, _ = recipe.batch_plan(info[size].params, p.C, tokens_wanted, tokens_per_sample, fixed_batch, fpt)
         epochs = batch * steps / train_samples if train_samples else math.nan  # empty: the data's size unknown
         flags = list(p.flags) + ([repeat_caution(epochs, train_samples)] if epochs > 1 else [])
         rows.append({

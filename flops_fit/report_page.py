@@ -37,13 +37,14 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 """
 
 
-def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
-    """The runs table with each run's outcome (status, held-out loss, wall time, reason) joined on."""
+def run_outcomes(runs: pd.DataFrame, runs_dir: str | Path, chance: float | None = None) -> pd.DataFrame:
+    """The runs table with each run's outcome (status, held-out loss, wall time, reason) joined on; a run
+    that did not learn (against its start or ``chance``, as the fit judges it) is ``no_learning``."""
     outcomes = []
     for run_id in runs["run_id"]:
         path = run_file(runs_dir, run_id)
         metrics = json.loads(path.read_text()) if path.exists() else {"status": "missing"}
-        flat = learning.no_learning(metrics, path.parent)  # finished, but its loss never left its initial value
+        flat = learning.no_learning(metrics, path.parent, chance)  # finished, but it stayed at its start or chance
         if flat:
             metrics = {**metrics, "status": "no_learning", "reason": flat}
         outcomes.append({key: metrics.get(key) for key in ("status", "eval_loss", "wall_time_s", "reason")})

@@ -202,3 +202,17 @@ def test_the_fit_and_recommendation_use_each_sizes_flops_and_old_tables_keep_one
     assert old.predictions[0].D == pytest.approx(p.C / (k * old.predictions[0].N), rel=1e-9)
     assert old.parametric.tokens_at(p.C, old.predictions[0].N) == pytest.approx(old.predictions[0].D, rel=1e-9)
     assert abs(math.log(old.predictions[0].D / p.D)) > 0.05  # one k misplaces D* when the cost varies
+
+
+def test_branches_take_each_sizes_batch_at_its_compute_optimal_budget_in_measured_flops():
+    """With sweep.reuse: branches a size's batch is the law's at C_opt(N) = fpt(N)·r·N; it used 6N·r·N
+    whatever the convention, so a ViT at 17x 6N got the batch of a budget 17x too small."""
+    recipe = Recipe.from_config(config(reuse="branches", tokens_per_param=20, steps=None))
+    params, measured = 10_000, 17 * 6.0 * 10_000
+    assert recipe.batch_budget(params, 0.0) == 6.0 * 20 * params**2
+    assert recipe.batch_budget(params, 0.0, measured) == pytest.approx(17 * 6.0 * 20 * params**2)
+    batch_6n = recipe.batch_plan(params, 1e12, 1e6, 1)[0]
+    batch_measured = recipe.batch_plan(params, 1e12, 1e6, 1, flops_per_token=measured)[0]
+    assert batch_measured / batch_6n == pytest.approx(17 ** recipe.batch.flops_exponent, rel=0.02)
+    # every run of a size still shares one warmup: r·N tokens' worth of steps, whatever fpt is
+    assert recipe.warmup_steps(params, 64, 10, measured) == recipe.warmup_steps(params, 64, 10, 6.0 * params)

@@ -202,3 +202,14 @@ def test_a_sweep_left_with_too_few_runs_says_which_did_not_learn(tmp_path):
     message = str(raised.value)
     assert "only 3 of 8 sweep runs can be fitted" in message and "5 did not learn" in message
     assert "C1e9_d2 excluded" in message and "Raise the budgets" in message
+
+
+def test_the_report_judges_runs_against_the_configured_chance_level_as_the_fit_does(tmp_path):
+    runs = pd.DataFrame({"run_id": ["a", "b"], "budget": [1e9] * 2, "size": [8, 16], "size_param": ["d"] * 2,
+                         "params": [100, 200], "lr": [0.01] * 2, "role": ["sweep"] * 2})
+    _write(tmp_path, "a", eval_loss=2.28, initial_eval_loss=2.5)  # fell 9 % from its start, to within 2 % of ln 10
+    _write(tmp_path, "b", eval_loss=1.5, initial_eval_loss=2.5)
+    assert list(run_outcomes(runs, tmp_path)["status"]) == ["ok", "ok"]
+    assert list(run_outcomes(runs, tmp_path, chance=math.log(10))["status"]) == ["no_learning", "ok"]
+    results, _ = collect_results(runs, tmp_path, math.log(10))
+    assert list(results["run_id"]) == ["b"]

@@ -1,6 +1,7 @@
 # One page with the recommendations, the fit with intervals, every warning and every run's outcome.
 rule summarize:
     input:
+        config=RESULTS.validated,
         fit=RESULTS.fit,
         recommendations=RESULTS.recommendations,
         runs=RESULTS.runs_table,
@@ -27,6 +28,6 @@ rule summarize:
     conda:
         "../envs/flops_fit.yaml"
     shell:
-        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/summarize.py --fit {input.fit}'
+        'python -m flops_fit script "$FLOPS_FIT_SCRIPTS"/summarize.py --config {input.config} --fit {input.fit}'
         " --recommendations {input.recommendations} --runs {input.runs} --runs-dir {params.runs_dir}"
         " --calibration {input.calibration} --page {output.page} --table {output.runs} --log-file {log}"
