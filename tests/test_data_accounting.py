@@ -37,8 +37,10 @@ class Stream(IterableDataset):
 
 
 def pairs(n: int) -> TensorDataset:
+    """A learnable regression (targets a function of the inputs: runs that learn nothing are left out)."""
     generator = torch.Generator().manual_seed(0)
-    return TensorDataset(torch.randn(n, 6, generator=generator), torch.randn(n, generator=generator))
+    x = torch.randn(n, 6, generator=generator)
+    return TensorDataset(x, x @ torch.randn(6, generator=generator) + 0.1 * torch.randn(n, generator=generator))
 
 
 def config(budgets=(2e5, 6e5), **sweep) -> dict:

@@ -56,7 +56,7 @@ def test_own_model_runs_by_config_alone_without_sizes(tmp_path):
         "loss": {"target": "mymodel.py:mse"},
         "budgets": ["2e7", "6e7"],
         "target_budgets": ["1e9"],
-        "sweep": {"sizes_per_budget": 4, "steps": 30, "lr": 0.01, "lr_reference_params": 1000,
+        "sweep": {"sizes_per_budget": 4, "steps": 30, "lr": 0.05, "lr_reference_params": 1000,
                   "tokens_per_param": 2, "max_extensions": 1, "lr_calibration": {"factors": [0.5, 1, 2]}, "seed_replicates": 0,
                   # 6N: this 30-step design sits at the edge of learning at its largest calibration size;
                   # measured FLOPs (0.8-0.95x 6N) move it from width 75 to 77, which then stays flat
