@@ -634,8 +634,33 @@ def fit_runs(config: dict, table: pd.DataFrame, runs_dir: str | Path,
     cost = Cost(trained_flops=trained, separate_runs_flops=separate,
                 branched_runs=int((table.get("branch_of", pd.Series(dtype=str)).fillna("") != "").sum()),
                 stable_runs=len({s.stable_id for s in planning.stable_segments(table)}))
-    result = replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings)
+    result = replace(result, noise=noise, cost=cost, warnings=tuple(warnings) + result.warnings,
+                     data=data_record(table, result))
     return replace(result, design=sweep_design(config, table, result, waves)), results
+
+
+def data_record(table: pd.DataFrame, fit: ScalingFit) -> dict | None:
+    """``fit.json``'s ``data``: the training set's size in samples (recovered from the runs' epochs), the
+    most epochs a sweep run saw, and the epochs of each target's recommended D* (D* / tokens per sample /
+    samples), so that a reader of fit.json alone sees that a prediction assumes data the set does not
+    hold. None when the runs table has no finite epochs (a stream, or an older table)."""
+    if "epochs" not in table.columns:
+        return None
+    sized = table[pd.to_numeric(table["epochs"], errors="coerce") > 0]
+    if not len(sized):
+        return None
+    row = sized.iloc[0]
+    tokens_per_sample = int(row["tokens_per_sample"])
+    samples = round(float(row["batch_size"]) * float(row["steps"]) / float(row["epochs"]))
+    targets = []
+    for p in fit.predictions:
+        D = p.recommended.D if p.recommended is not None else p.D
+        if D is not None and math.isfinite(D):
+            targets.append({"C": p.C, "D": D, "epochs": D / tokens_per_sample / samples})
+    sweep = sized[sized["role"] == "sweep"] if "role" in sized.columns else sized
+    return {"train_samples": samples, "tokens_per_sample": tokens_per_sample,
+            "max_run_epochs": float(sweep["epochs"].max()) if len(sweep) else None,
+            "runs_repeating": int((sweep["epochs"] > 1).sum()), "targets": targets}
 
 
 class TooFewRuns(ValueError):

@@ -3,6 +3,7 @@ one summarised line for the runs that repeat data."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -131,5 +132,10 @@ def test_find_optimal_records_epochs_and_says_once_that_runs_repeat_data(tmp_pat
     rec = on_disk.iloc[0]
     assert rec["epochs"] == pytest.approx(rec["batch_size"] * rec["steps"] / 200)
     assert "epochs" in pd.read_csv(tmp_path / "plan" / "runs.tsv", sep="\t").columns
+    data = json.loads((tmp_path / "fit" / "fit.json").read_text())["data"]  # fit.json alone says it too
+    assert data["train_samples"] == 200 and data["tokens_per_sample"] == 1
+    assert data["max_run_epochs"] == pytest.approx(result.runs["epochs"].max())
+    (target,) = data["targets"]
+    assert target["C"] == 1e8 and target["epochs"] == pytest.approx(rec["epochs"], rel=0.05)
     page = report_page.summary_page(result.fit, on_disk, result.runs.assign(status="ok"))
     assert page.count(">epochs<") == 2 and page.count("runs repeat data") == 1  # recommendations, runs; one line

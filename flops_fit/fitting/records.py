@@ -346,6 +346,10 @@ class ScalingFit:
     #: the sweep's design (filled by the workflow's fit): the precision asked for, each wave's runs, FLOPs
     #: and interval, and the outlook (reached or not, what the next waves would cost); flops_fit.design
     design: dict | None = None
+    #: the training data (filled by the workflow's fit from the runs table): its size in samples, the most
+    #: epochs a fitted run saw, and the epochs each target's recommended D* would take
+    #: (flops_fit.pipeline.data_record); None for a table without epochs
+    data: dict | None = None
 
     @property
     def ci_level(self) -> float:
@@ -378,6 +382,7 @@ class ScalingFit:
             cost=Cost.from_dict(data.get("cost")),
             uncertainty=data.get("uncertainty"),
             design=data.get("design"),
+            data=data.get("data"),
         )
 
 
