@@ -165,6 +165,8 @@ def test_chance_is_the_best_constant_prediction_under_the_users_loss():
     assert level < math.log(7) - 0.5
     # an output chance cannot be told for (a tuple without logits): None, and nothing else breaks
     assert chance_loss(torch.nn.Identity(), [((torch.zeros(2), torch.ones(2)), torch.zeros(2))], ce, setup) is None
+    # a loss that reads more than a tensor (it would fail on a constant prediction): None, not an error
+    assert chance_loss(_classifier(), batches, lambda p, t: p.logits.mean(), setup) is None
 
 
 def test_a_run_that_only_learns_the_label_marginal_is_no_learning(tmp_path):
