@@ -16,9 +16,10 @@ recorded in the runs table.
   standard transformer that is ``12·n_layer·T·d`` per token, with no causal discount (like nanochat);
   other batched matmuls (e.g. batched experts) would be counted too.
 * ``measured`` (the default, ``sweep.flops_per_token``): the whole ``FlopCounterMode`` count of one
-  forward+backward at the real shapes divided by the tokens of that batch: what training costs. Counted on the ``meta`` device, so it costs no memory or time. If it
-  counts less than half of ``6N`` (ops the counter does not know, custom kernels) it falls back to
-  ``6N`` with a warning; a sparse model that really uses fewer FLOPs than ``6N`` hits that guard too.
+  forward+backward at the real shapes divided by the tokens of that batch: what training costs.
+  Counted on the ``meta`` device, so it costs no memory or time. If it counts less than half of
+  ``6N`` (ops the counter does not know, custom kernels) it falls back to ``6N`` with a warning; a
+  sparse model that really uses fewer FLOPs than ``6N`` hits that guard too.
 """
 
 from __future__ import annotations

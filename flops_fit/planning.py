@@ -270,7 +270,7 @@ def six_n_warning(table: pd.DataFrame) -> list[str]:
 
     Budgets, N* and the exponents are in the convention's FLOPs; a reader comparing them with a
     published 6N law needs to know how far apart the two counts are, and at which sizes (issue 25:
-    the shipped GPT is 1.41x 6N at d_model 18, a ViT on digits 10-14x).
+    the shipped GPT is 1.41x 6N at d_model 18, a small ViT on digits 17x).
     """
     if "flops_per_token_6n" not in table.columns or not len(table):
         return []

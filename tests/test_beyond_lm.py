@@ -28,9 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from workflow_support import ROOT, snakemake
+from flops_fit import find_optimal
+from flops_fit.examples.gpt import GPT
+from workflow_support import snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +162,12 @@ BYTES = {
 }
 
 
-def _user_folder(tmp_path: Path, name: str, code: str, config: dict) -> Path:
+#: case → (the user's code, their config)
+CASES = {"vit": (VIT_CODE, VIT), "bytestream": (BYTES_CODE, BYTES)}
+
+
+def _user_folder(tmp_path: Path, name: str) -> Path:
+    code, config = CASES[name]
     folder = tmp_path / name
     folder.mkdir()
     (folder / f"{name}.py").write_text(code)
@@ -208,40 +216,32 @@ def _check_sweep(results: Path, finite_data: bool) -> set[str]:
     return dead
 
 
-@pytest.mark.parametrize("case", ["vit", "bytestream"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_a_new_kind_of_model_runs_by_config(tmp_path, case):
-    code, config = {"vit": (VIT_CODE, VIT), "bytestream": (BYTES_CODE, BYTES)}[case]
-    folder = _user_folder(tmp_path, case, code, config)
+    folder = _user_folder(tmp_path, case)
     result = snakemake(folder, "--configfile", str(folder / "my.yaml"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     dead = _check_sweep(folder / "results", finite_data=case == "vit")
+    runs = pd.read_csv(folder / "results" / "plan" / "runs.tsv", sep="\t")
     if case == "vit":
         assert dead  # its smallest (or largest) sizes stay at chance at these budgets
-        runs = pd.read_csv(folder / "results" / "plan" / "runs.tsv", sep="\t")
         assert (runs["flops_per_token"] > 5 * runs["flops_per_token_6n"]).all()  # 17 tokens of attention
-    log = result.stdout + result.stderr
-    if case == "bytestream":
-        runs = pd.read_csv(folder / "results" / "plan" / "runs.tsv", sep="\t")
+    else:
         assert (runs["batch_size"] == 7).all()  # the loader's batch, planned from
-        assert log.count("DataLoader's batch_size=7 replaces") == 1
+        assert (result.stdout + result.stderr).count("DataLoader's batch_size=7 replaces") == 1
 
 
-@pytest.mark.parametrize("case", ["vit", "bytestream"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_a_new_kind_of_model_runs_through_find_optimal(tmp_path, case):
-    from flops_fit import find_optimal
-
-    code, config = {"vit": (VIT_CODE, VIT), "bytestream": (BYTES_CODE, BYTES)}[case]
-    folder = _user_folder(tmp_path, case, code, config)
+    config = CASES[case][1]
+    folder = _user_folder(tmp_path, case)
     user = _import(folder / f"{case}.py")
     if case == "vit":
         model_cls, size_param, kwargs = user.ViT, "embed_dim", config["model"]["kwargs"]
         data, held_out = user.digits(1285, seed=0), user.digits(400, seed=1)
     else:
-        from flops_fit.examples.gpt import GPT
         model_cls, size_param, kwargs = GPT, "d_model", config["model"]["kwargs"]
         data, held_out = user.train_loader(32, 7), user.eval_stream(32)
-    import torch
-
     result = find_optimal(model_cls, size_param, kwargs, data, torch.nn.CrossEntropyLoss(), config["budgets"],
                           eval_dataset=held_out, eval_samples=config["eval_dataset"]["samples"],
                           target_budgets=config["target_budgets"], output_dir=folder / "results",
