@@ -211,3 +211,16 @@ def test_the_summary_page_shows_the_backtest_and_why_nothing_is_recommended():
     page = summary_page(fit, pd.DataFrame(columns=COLUMNS), runs)
     assert "no recommendation: 0 of 3 isoFLOP budgets" in page and "add sizes above N=" in page
     assert "backtest: not possible: the held-out budget C=1e+21 has no interior optimum" in page
+
+
+def test_runs_to_add_name_the_side_and_aim_only_at_a_vertex_near_the_sizes():
+    """A flat, noisy profile put its parabola's vertex at N = 9e-7: "add sizes around N=9.17e-07"."""
+    from flops_fit.fitting.advice import runs_to_add
+    from flops_fit.fitting.isoflop import OUTSIDE
+
+    entry = {"C": 1.5e10, "reason": OUTSIDE, "N_range": (228.0, 1.8e4)}
+    near = runs_to_add({**entry, "N_opt": 60.0})
+    assert "add sizes below N=228, toward N=60 where the fitted minimum lies" in near
+    far = runs_to_add({**entry, "N_opt": 9.17e-7})
+    assert "add sizes below N=228" in far and "too far out to aim at" in far
+    assert "add sizes above N=1.8e+04" in runs_to_add({**entry, "N_opt": 5e4})

@@ -16,6 +16,8 @@ from . import isoflop
 DISAGREE_FACTOR = 1.5
 #: compute-optimal tokens per parameter outside this range are far from any published optimum
 TOKENS_PER_PARAM_RANGE = (1.0, 1000.0)
+#: a refused budget's fitted minimum within this factor of its sizes is named as where to add sizes
+NEAR_VERTEX = 10.0
 #: a target budget beyond this multiple of the largest fitted budget is a long extrapolation
 EXTRAPOLATION_WARN = 100.0
 METHOD_NAMES = {"isoflop": "isoFLOP frontier (Approach 2)", "parametric": "parametric law (Approach 3)"}
@@ -30,7 +32,14 @@ def runs_to_add(entry: dict) -> str:
     elif reason.startswith(isoflop.EDGE_SMALLEST):
         what = f"add sizes below N={lo:.3g}"
     elif reason.startswith(isoflop.OUTSIDE) and entry.get("N_opt"):
-        what = f"add sizes around N={entry['N_opt']:.3g}, where the fitted minimum lies"
+        n_opt = entry["N_opt"]
+        side = f"below N={lo:.3g}" if n_opt < lo else f"above N={hi:.3g}"
+        # a parabola through a flat or noisy profile can put its vertex absurdly far out (N < 1): name the
+        # side to extend, and the vertex only when it is near enough to aim at
+        near = lo / NEAR_VERTEX <= n_opt <= hi * NEAR_VERTEX
+        what = f"add sizes {side}" + (f", toward N={n_opt:.3g} where the fitted minimum lies" if near else
+                                      f" (the fitted minimum, N={n_opt:.3g}, is too far out to aim at: "
+                                      "the profile may be too noisy or flat)")
     elif "distinct sizes" in reason:
         what = "add sizes spanning the expected optimum"
     else:
